@@ -1,0 +1,170 @@
+//! The running service: the HTTP server, the group-commit writer and the periodic tasks, started
+//! together and stopped together.
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use actix_web::{App, HttpServer, web};
+use anyhow::Context as _;
+use chrono::Utc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing_actix_web::TracingLogger;
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::http::{self, AppState};
+use crate::mirror::Store;
+use crate::mirror::writer::{self, Writer};
+use crate::twenty::signature::SignaturePolicy;
+
+/// How long in-flight requests get to finish after SIGTERM. The platform's kill timeout
+/// (`kill_timeout` in fly.toml) must be longer.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Old deliveries are pruned ten times per retention period, but at most hourly (retention is
+/// usually days, and an hourly pass keeps each deletion small) and at least a second apart.
+fn prune_period(retention: Duration) -> Duration {
+    (retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(3600))
+}
+
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+    shutdown: CancellationToken,
+    writer_stop: CancellationToken,
+    writer_task: JoinHandle<()>,
+    pruner: JoinHandle<()>,
+    store: Store,
+}
+
+impl Application {
+    /// Connects to the database, applies migrations and binds the listener (port 0 picks a free one).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Clock::System).await
+    }
+
+    pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
+        let store = Store::connect(&settings.database_url).await.context("opening the database")?;
+        store.migrate().await.context("applying migrations")?;
+
+        let webhook = &settings.webhook;
+        if webhook.secrets.is_empty() && !webhook.allow_unsigned {
+            tracing::warn!(
+                "TWENTY_WEBHOOK_SECRET is not set: every webhook delivery will be refused with 401. \
+                 Set it to the subscription's secret, or set TWENTY_WEBHOOK_ALLOW_UNSIGNED=true for a \
+                 subscription made without one"
+            );
+        } else if webhook.allow_unsigned {
+            tracing::warn!("TWENTY_WEBHOOK_ALLOW_UNSIGNED=true: deliveries without a signature are accepted");
+        }
+
+        let shutdown = CancellationToken::new();
+        let writer_stop = CancellationToken::new();
+        let (writer, writer_task) = Writer::start(store.clone(), writer::slots_for(&store), writer_stop.clone());
+        let state = web::Data::new(AppState {
+            store: store.clone(),
+            writer,
+            signature_policy: SignaturePolicy {
+                secrets: webhook.secrets.clone(),
+                allow_unsigned: webhook.allow_unsigned,
+                tolerance: webhook.tolerance,
+            },
+            clock,
+        });
+
+        let address = SocketAddr::new(settings.host, settings.port);
+        let listener = TcpListener::bind(address).with_context(|| format!("binding {address}"))?;
+        let port = listener.local_addr().context("reading the bound address")?.port();
+        let max_body = webhook.max_body_bytes;
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(TracingLogger::default())
+                .app_data(state.clone())
+                .app_data(web::PayloadConfig::new(max_body))
+                .configure(http::routes)
+        })
+        .listen(listener)
+        .context("listening")?
+        // Signals are ours (see `run_until_stopped`): actix treats SIGINT as a forced stop.
+        .disable_signals()
+        .shutdown_timeout(DRAIN_TIMEOUT.as_secs())
+        .run();
+
+        let pruner = tokio::spawn(prune_events(store.clone(), settings.event_retention, shutdown.clone()));
+        tracing::info!(port, backend = store.backend(), "twenty-mirror is listening");
+        Ok(Application { port, server, shutdown, writer_stop, writer_task, pruner, store })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Cancelling this token stops the service gracefully, as SIGTERM does.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until SIGTERM, SIGINT or the shutdown token; then stops accepting connections, lets
+    /// in-flight deliveries finish and commit, and stops the background tasks.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Application { server, shutdown, writer_stop, writer_task, pruner, store, .. } = self;
+        let handle = server.handle();
+        let signals = tokio::spawn(stop_on_signal(shutdown.clone()));
+        let stopper = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                shutdown.cancelled().await;
+                tracing::info!("shutting down: draining in-flight requests");
+                handle.stop(true).await;
+            }
+        });
+
+        let served = server.await.context("running the HTTP server");
+        shutdown.cancel();
+        // Every request has been answered; now the writer may stop.
+        writer_stop.cancel();
+        for task in [writer_task, pruner, stopper, signals] {
+            task.await.context("joining a background task")?;
+        }
+        store.close().await;
+        tracing::info!("stopped");
+        served
+    }
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = terminate => tracing::info!("received SIGTERM"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("received SIGINT"),
+        _ = shutdown.cancelled() => {}
+    }
+    shutdown.cancel();
+}
+
+async fn prune_events(store: Store, retention: Duration, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(prune_period(retention));
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let Ok(retention) = chrono::Duration::from_std(retention) else { return };
+        match store.prune_events(Utc::now() - retention).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "pruned old deliveries from the event log"),
+            Err(error) => tracing::warn!(error = %error, "pruning the event log failed; will try again"),
+        }
+    }
+}

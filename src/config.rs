@@ -1,0 +1,288 @@
+//! Typed settings, read from the environment once at start and validated there.
+//!
+//! Every parse error names the variable, so a bad deployment stops with a message an operator can
+//! act on instead of misbehaving later.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+/// The database used when `DATABASE_URL` is unset: a file next to the process, created if missing.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://twenty-mirror.db";
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: DatabaseUrl,
+    pub host: IpAddr,
+    pub port: u16,
+    pub webhook: WebhookSettings,
+    /// How long raw deliveries stay in `webhook_events`.
+    pub event_retention: Duration,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// Every secret a delivery may be signed with; several during a rotation.
+    pub secrets: Vec<SecretString>,
+    pub allow_unsigned: bool,
+    pub max_body_bytes: usize,
+    /// Accepted distance between the signature timestamp and our clock, in both directions.
+    pub tolerance: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub filter: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// The connection string, kept secret because it usually carries a password.
+#[derive(Debug, Clone)]
+pub struct DatabaseUrl(SecretString);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(SecretString::from(url.into()))
+    }
+
+    pub fn expose(&self) -> &str {
+        secrecy::ExposeSecret::expose_secret(&self.0)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {variable}: {reason}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, reason: impl Into<String>) -> Self {
+        Self { variable, reason: reason.into() }
+    }
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests can pass a map instead of mutating the process
+    /// environment. Empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+
+        let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::new(
+                "DATABASE_URL",
+                "expected sqlite://PATH or postgres://USER@HOST/DB",
+            ));
+        }
+
+        let host = match get("HOST") {
+            Some(v) => v
+                .parse()
+                .map_err(|_| ConfigError::new("HOST", format!("{v:?} is not an IP address")))?,
+            None => IpAddr::from([0, 0, 0, 0]),
+        };
+        let port = match get("PORT") {
+            Some(v) => v
+                .parse()
+                .map_err(|_| ConfigError::new("PORT", format!("{v:?} is not a port number")))?,
+            None => 8080,
+        };
+
+        let secrets = get("TWENTY_WEBHOOK_SECRET")
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| SecretString::from(s.to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let allow_unsigned = match get("TWENTY_WEBHOOK_ALLOW_UNSIGNED") {
+            Some(v) => parse_bool(&v).map_err(|r| ConfigError::new("TWENTY_WEBHOOK_ALLOW_UNSIGNED", r))?,
+            None => false,
+        };
+        let max_body_bytes = match get("WEBHOOK_MAX_BODY") {
+            Some(v) => parse_size(&v).map_err(|r| ConfigError::new("WEBHOOK_MAX_BODY", r))?,
+            None => 2 * 1024 * 1024,
+        };
+        let tolerance = duration_or("WEBHOOK_TOLERANCE", get("WEBHOOK_TOLERANCE"), 5 * 60)?;
+        let event_retention = duration_or("EVENT_RETENTION", get("EVENT_RETENTION"), 7 * 24 * 3600)?;
+
+        let format = match get("LOG_FORMAT").as_deref() {
+            None => {
+                if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                    LogFormat::Pretty
+                } else {
+                    LogFormat::Json
+                }
+            }
+            Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError::new("LOG_FORMAT", format!("{other:?}: expected pretty or json")));
+            }
+        };
+        let filter = get("RUST_LOG").unwrap_or_else(|| "info".to_owned());
+        tracing_subscriber::EnvFilter::try_new(&filter)
+            .map_err(|e| ConfigError::new("RUST_LOG", e.to_string()))?;
+
+        Ok(Settings {
+            database_url: DatabaseUrl::new(database_url),
+            host,
+            port,
+            webhook: WebhookSettings { secrets, allow_unsigned, max_body_bytes, tolerance },
+            event_retention,
+            log: LogSettings { filter, format },
+        })
+    }
+}
+
+fn duration_or(variable: &'static str, value: Option<String>, default_secs: u64) -> Result<Duration, ConfigError> {
+    match value {
+        Some(v) => parse_duration(&v).map_err(|r| ConfigError::new(variable, r)),
+        None => Ok(Duration::from_secs(default_secs)),
+    }
+}
+
+pub fn parse_bool(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(format!("{value:?}: expected true or false")),
+    }
+}
+
+/// `500ms`, `30s`, `5m`, `24h`, `7d`; a bare number is seconds.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
+    let (digits, unit) = value.split_at(split);
+    let amount: u64 = digits
+        .parse()
+        .map_err(|_| format!("{value:?}: expected a number with a unit such as 30s, 5m, 24h or 7d"))?;
+    let millis_per_unit = match unit.trim() {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("{value:?}: unknown unit {unit:?}; use ms, s, m, h or d")),
+    };
+    amount
+        .checked_mul(millis_per_unit)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("{value:?} is too large"))
+}
+
+/// `2MiB`, `512KiB`, `1MB`, `4096`; a bare number is bytes.
+pub fn parse_size(value: &str) -> Result<usize, String> {
+    let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
+    let (digits, unit) = value.split_at(split);
+    let amount: usize = digits
+        .parse()
+        .map_err(|_| format!("{value:?}: expected a size such as 2MiB or 512KiB"))?;
+    let multiplier: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "kib" | "k" => 1 << 10,
+        "mb" => 1_000_000,
+        "mib" | "m" => 1 << 20,
+        "gib" | "g" => 1 << 30,
+        _ => return Err(format!("{value:?}: unknown unit {unit:?}; use B, KiB, MiB, KB or MB")),
+    };
+    match amount.checked_mul(multiplier) {
+        Some(0) => Err("must be larger than zero".to_owned()),
+        Some(bytes) => Ok(bytes),
+        None => Err(format!("{value:?} is too large")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.database_url.expose(), DEFAULT_DATABASE_URL);
+        assert_eq!(s.port, 8080);
+        assert_eq!(s.webhook.max_body_bytes, 2 * 1024 * 1024);
+        assert_eq!(s.webhook.tolerance, Duration::from_secs(300));
+        assert_eq!(s.event_retention, Duration::from_secs(7 * 86_400));
+        assert!(s.webhook.secrets.is_empty());
+        assert!(!s.webhook.allow_unsigned);
+    }
+
+    #[test]
+    fn secrets_are_comma_separated() {
+        let s = settings(&[("TWENTY_WEBHOOK_SECRET", "old, new,")]).unwrap();
+        let exposed: Vec<_> =
+            s.webhook.secrets.iter().map(|s| secrecy::ExposeSecret::expose_secret(s).to_owned()).collect();
+        assert_eq!(exposed, ["old", "new"]);
+    }
+
+    #[test]
+    fn every_malformed_value_names_its_variable() {
+        for (variable, value) in [
+            ("DATABASE_URL", "mysql://x"),
+            ("HOST", "localhost:80"),
+            ("PORT", "http"),
+            ("PORT", "70000"),
+            ("TWENTY_WEBHOOK_ALLOW_UNSIGNED", "maybe"),
+            ("WEBHOOK_MAX_BODY", "2 parsecs"),
+            ("WEBHOOK_MAX_BODY", "0"),
+            ("WEBHOOK_TOLERANCE", "five minutes"),
+            ("EVENT_RETENTION", "7w"),
+            ("LOG_FORMAT", "xml"),
+            ("RUST_LOG", "info,[[["),
+        ] {
+            let err = settings(&[(variable, value)]).expect_err(variable);
+            assert_eq!(err.variable, variable);
+            assert!(err.to_string().contains(variable), "{err}");
+        }
+    }
+
+    #[test]
+    fn durations_and_sizes_parse_their_units() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86_400));
+        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(604_800));
+        assert_eq!(parse_size("2MiB").unwrap(), 2_097_152);
+        assert_eq!(parse_size("512KiB").unwrap(), 524_288);
+        assert_eq!(parse_size("1MB").unwrap(), 1_000_000);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+    }
+
+    #[test]
+    fn the_database_url_never_reaches_debug_output() {
+        let s = settings(&[("DATABASE_URL", "postgres://u:hunter2@db/x"), ("TWENTY_WEBHOOK_SECRET", "s3cr3t")]).unwrap();
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("hunter2") && !debug.contains("s3cr3t"), "{debug}");
+    }
+}

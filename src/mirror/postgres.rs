@@ -1,0 +1,212 @@
+//! The PostgreSQL backend: for production and for several instances. A batch is applied with one
+//! statement over arrays, so a group commit costs a few round trips however many deliveries share it.
+
+use chrono::{DateTime, Utc};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{PgConnection, PgPool, Row};
+
+use super::rule::{ApplyOutcome, Reduced};
+use super::{ACQUIRE_TIMEOUT, Change, Context, EventRow, Source, StoreError, StoredEvent, StoredRecord};
+
+pub(super) static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Group commit keeps a few transactions in flight (see `writer.rs`); the rest serve readiness
+/// checks and operators. A managed PostgreSQL often allows 25 to 100 connections per database,
+/// shared by every instance.
+const MAX_CONNECTIONS: u32 = 10;
+
+pub(super) fn connect(options: PgConnectOptions) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(MAX_CONNECTIONS)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_lazy_with(options)
+}
+
+pub(super) async fn applied_migrations(pool: &PgPool) -> Result<Vec<i64>, StoreError> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(pool)
+        .await
+        .context("checking the migrations table")?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+        .fetch_all(pool)
+        .await
+        .context("reading applied migrations")
+}
+
+pub(super) async fn record_deliveries(
+    pool: &PgPool,
+    changes: &[&Change],
+    events: &mut [EventRow<'_>],
+) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await.context("starting a transaction")?;
+    let outcomes = apply(&mut tx, changes).await?;
+    super::fill_outcomes(events, outcomes);
+    sqlx::query(
+        "INSERT INTO webhook_events \
+         (received_at, event_name, object, record_id, record_updated_at, outcome, error, body) \
+         SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], \
+                              $6::text[], $7::text[], $8::text[])",
+    )
+    .bind(events.iter().map(|e| e.delivery.received_at).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.delivery.event_name.as_deref()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.delivery.object.as_deref()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.delivery.record_id.as_deref()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.delivery.record_updated_at).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.outcome.map(|o| o.as_str())).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.error).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.delivery.body.as_str()).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await
+    .context("logging deliveries")?;
+    tx.commit().await.context("committing deliveries")
+}
+
+/// The apply rule on PostgreSQL: the batch, reduced to one change per row, in one guarded upsert.
+pub(super) async fn apply(conn: &mut PgConnection, changes: &[&Change]) -> Result<Vec<ApplyOutcome>, StoreError> {
+    let reduced = Reduced::new(changes);
+    if reduced.winners.is_empty() {
+        return Ok(Vec::new());
+    }
+    let winners: Vec<&Change> = reduced.winners.iter().map(|&i| changes[i]).collect();
+    let rows = sqlx::query(APPLY)
+        .bind(winners.iter().map(|c| c.object.as_str()).collect::<Vec<_>>())
+        .bind(winners.iter().map(|c| c.id.as_str()).collect::<Vec<_>>())
+        .bind(winners.iter().map(|c| c.data.as_str()).collect::<Vec<_>>())
+        .bind(winners.iter().map(|c| c.updated_at).collect::<Vec<_>>())
+        .bind(winners.iter().map(|c| c.deleted_at).collect::<Vec<_>>())
+        .bind(winners.iter().map(|c| c.destroyed_at).collect::<Vec<_>>())
+        .bind(winners.iter().map(|c| c.source.as_str()).collect::<Vec<_>>())
+        .fetch_all(&mut *conn)
+        .await
+        .context("applying changes")?;
+    let winner_outcomes = rows
+        .iter()
+        .map(|row| {
+            let inserted: Option<bool> = row.try_get("inserted").context("reading an apply outcome")?;
+            let identical: bool = row.try_get("identical").context("reading an apply outcome")?;
+            Ok(match (inserted, identical) {
+                (Some(true), _) => ApplyOutcome::Inserted,
+                (Some(false), _) => ApplyOutcome::Updated,
+                (None, true) => ApplyOutcome::Duplicate,
+                (None, false) => ApplyOutcome::Stale,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(reduced.outcomes(&winner_outcomes))
+}
+
+/// The guarded upsert over arrays, one element per row, in `(object, id)` order so that concurrent
+/// batches lock rows in the same order. The `WHERE` is `rule::supersedes`, case for case; a partial
+/// record (no `updatedAt`) keeps the stored data. `xmax = 0` tells an insert from an update. The
+/// `prior` snapshot only tells a duplicate from a stale change among the rows not written.
+const APPLY: &str = "\
+WITH incoming AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[],
+                         $6::timestamptz[], $7::text[])
+        WITH ORDINALITY AS i(object, id, data, updated_at, deleted_at, destroyed_at, source, ord)
+), prior AS (
+    SELECT r.object, r.id, r.data, r.updated_at, r.deleted_at, r.destroyed_at
+    FROM twenty_records r JOIN incoming i ON r.object = i.object AND r.id = i.id
+), written AS (
+    INSERT INTO twenty_records AS r (object, id, data, updated_at, deleted_at, destroyed_at, source, synced_at)
+    SELECT object, id, data::jsonb, updated_at, deleted_at, destroyed_at, source, now()
+    FROM incoming ORDER BY ord
+    ON CONFLICT (object, id) DO UPDATE SET
+        data = CASE WHEN EXCLUDED.data->>'updatedAt' IS NULL THEN r.data ELSE EXCLUDED.data END,
+        updated_at = EXCLUDED.updated_at,
+        deleted_at = EXCLUDED.deleted_at,
+        destroyed_at = EXCLUDED.destroyed_at,
+        source = EXCLUDED.source,
+        synced_at = EXCLUDED.synced_at
+    WHERE CASE
+        WHEN r.destroyed_at IS NOT NULL AND r.source = 'reconcile'
+             AND EXCLUDED.source = 'reconcile' AND EXCLUDED.destroyed_at IS NULL
+            THEN EXCLUDED.updated_at >= r.updated_at
+        WHEN EXCLUDED.updated_at <> r.updated_at
+            THEN EXCLUDED.updated_at > r.updated_at
+        WHEN (CASE WHEN EXCLUDED.destroyed_at IS NOT NULL THEN 2 WHEN EXCLUDED.deleted_at IS NOT NULL THEN 1 ELSE 0 END)
+          <> (CASE WHEN r.destroyed_at IS NOT NULL THEN 2 WHEN r.deleted_at IS NOT NULL THEN 1 ELSE 0 END)
+            THEN (CASE WHEN EXCLUDED.destroyed_at IS NOT NULL THEN 2 WHEN EXCLUDED.deleted_at IS NOT NULL THEN 1 ELSE 0 END)
+               > (CASE WHEN r.destroyed_at IS NOT NULL THEN 2 WHEN r.deleted_at IS NOT NULL THEN 1 ELSE 0 END)
+        ELSE (EXCLUDED.source = 'reconcile' AND EXCLUDED.data->>'updatedAt' IS NOT NULL
+              AND EXCLUDED.data <> r.data)
+          OR (r.destroyed_at IS NOT NULL AND r.source = 'reconcile' AND EXCLUDED.source = 'webhook')
+    END
+    RETURNING r.object, r.id, (r.xmax = 0) AS inserted
+)
+SELECT w.inserted,
+       (p.id IS NOT NULL
+        AND p.updated_at = i.updated_at
+        AND (p.deleted_at IS NULL) = (i.deleted_at IS NULL)
+        AND (p.destroyed_at IS NULL) = (i.destroyed_at IS NULL)
+        AND (i.data::jsonb->>'updatedAt' IS NULL OR p.data = i.data::jsonb)) AS identical
+FROM incoming i
+LEFT JOIN written w ON w.object = i.object AND w.id = i.id
+LEFT JOIN prior p ON p.object = i.object AND p.id = i.id
+ORDER BY i.ord";
+
+pub(super) async fn prune_events(pool: &PgPool, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+    let result = sqlx::query("DELETE FROM webhook_events WHERE received_at < $1")
+        .bind(cutoff)
+        .execute(pool)
+        .await
+        .context("pruning old deliveries")?;
+    Ok(result.rows_affected())
+}
+
+pub(super) async fn fetch_record(pool: &PgPool, object: &str, id: &str) -> Result<Option<StoredRecord>, StoreError> {
+    let row = sqlx::query(
+        "SELECT object, id, data, updated_at, deleted_at, destroyed_at, source, synced_at \
+         FROM twenty_records WHERE object = $1 AND id = $2",
+    )
+    .bind(object)
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+    .context("reading a record")?;
+    row.map(|row| record(&row)).transpose()
+}
+
+fn record(row: &PgRow) -> Result<StoredRecord, StoreError> {
+    let source: String = row.try_get("source").context("reading source")?;
+    Ok(StoredRecord {
+        object: row.try_get("object").context("reading object")?,
+        id: row.try_get("id").context("reading id")?,
+        data: row.try_get("data").context("reading data")?,
+        updated_at: row.try_get("updated_at").context("reading updated_at")?,
+        deleted_at: row.try_get("deleted_at").context("reading deleted_at")?,
+        destroyed_at: row.try_get("destroyed_at").context("reading destroyed_at")?,
+        source: Source::parse(&source).ok_or_else(|| StoreError::Corrupt(format!("source = {source:?}")))?,
+        synced_at: row.try_get("synced_at").context("reading synced_at")?,
+    })
+}
+
+pub(super) async fn recent_events(pool: &PgPool, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, received_at, event_name, object, record_id, record_updated_at, outcome, error, body \
+         FROM webhook_events ORDER BY id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .context("reading the event log")?;
+    rows.iter()
+        .map(|row| {
+            Ok(StoredEvent {
+                id: row.try_get("id").context("reading id")?,
+                received_at: row.try_get("received_at").context("reading received_at")?,
+                event_name: row.try_get("event_name").context("reading event_name")?,
+                object: row.try_get("object").context("reading object")?,
+                record_id: row.try_get("record_id").context("reading record_id")?,
+                record_updated_at: row.try_get("record_updated_at").context("reading record_updated_at")?,
+                outcome: row.try_get("outcome").context("reading outcome")?,
+                error: row.try_get("error").context("reading error")?,
+                body: row.try_get("body").context("reading body")?,
+            })
+        })
+        .collect()
+}

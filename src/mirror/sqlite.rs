@@ -1,0 +1,237 @@
+//! The SQLite backend: the embedded default. Timestamps are fixed-width RFC 3339 text, so text order
+//! is time order; `data` is canonical JSON text.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, SqliteConnection, SqlitePool};
+
+use super::change::{format_timestamp, parse_timestamp};
+use super::rule::{ApplyOutcome, Reduced, Version, identical};
+use super::{ACQUIRE_TIMEOUT, Change, Context, EventRow, Source, Stage, StoreError, StoredEvent, StoredRecord};
+
+pub(super) static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// SQLite has one writer at a time. Another process (a `reconcile` or `replay` command) may hold the
+/// write lock for a moment; waiting for it is better than failing, and deliveries give up on their
+/// own deadline long before this.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Readers (health, admin) and the one writer; more connections would only wait on the write lock.
+const MAX_CONNECTIONS: u32 = 4;
+
+pub(super) async fn connect(options: SqliteConnectOptions) -> Result<SqlitePool, StoreError> {
+    let options = options
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // FULL: an acknowledged delivery survives a power cut, not only a crash of the process.
+        // With group commit the cost is one fsync per batch, not per delivery.
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(BUSY_TIMEOUT);
+    SqlitePoolOptions::new()
+        .max_connections(MAX_CONNECTIONS)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_with(options)
+        .await
+        .context("opening the SQLite database")
+}
+
+pub(super) async fn applied_migrations(pool: &SqlitePool) -> Result<Vec<i64>, StoreError> {
+    let exists: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'")
+            .fetch_optional(pool)
+            .await
+            .context("checking the migrations table")?;
+    if exists.is_none() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+        .fetch_all(pool)
+        .await
+        .context("reading applied migrations")
+}
+
+pub(super) async fn record_deliveries(
+    pool: &SqlitePool,
+    changes: &[&Change],
+    events: &mut [EventRow<'_>],
+) -> Result<(), StoreError> {
+    // IMMEDIATE takes the write lock at once: a deferred transaction that reads first could fail
+    // to upgrade its lock (SQLITE_BUSY_SNAPSHOT) without waiting for the busy timeout.
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.context("starting a write transaction")?;
+    let outcomes = apply(&mut tx, changes).await?;
+    super::fill_outcomes(events, outcomes);
+    for event in events.iter() {
+        sqlx::query(
+            "INSERT INTO webhook_events \
+             (received_at, event_name, object, record_id, record_updated_at, outcome, error, body) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .bind(format_timestamp(event.delivery.received_at))
+        .bind(event.delivery.event_name.as_deref())
+        .bind(event.delivery.object.as_deref())
+        .bind(event.delivery.record_id.as_deref())
+        .bind(event.delivery.record_updated_at.map(format_timestamp))
+        .bind(event.outcome.map(|o| o.as_str()))
+        .bind(event.error)
+        .bind(&event.delivery.body)
+        .execute(&mut *tx)
+        .await
+        .context("logging a delivery")?;
+    }
+    tx.commit().await.context("committing deliveries")
+}
+
+/// The apply rule on SQLite: per row, one guarded upsert (the rule of `rule.rs` in SQL) and a read
+/// of the row before it, only to tell a duplicate from a stale change. The caller holds the write
+/// lock, so nothing changes the row between the two.
+pub(super) async fn apply(conn: &mut SqliteConnection, changes: &[&Change]) -> Result<Vec<ApplyOutcome>, StoreError> {
+    let reduced = Reduced::new(changes);
+    let mut winner_outcomes = Vec::with_capacity(reduced.winners.len());
+    for &i in &reduced.winners {
+        let change = changes[i];
+        let prior = sqlx::query(
+            "SELECT data, updated_at, deleted_at, destroyed_at, source FROM twenty_records \
+             WHERE object = ?1 AND id = ?2",
+        )
+        .bind(&change.object)
+        .bind(&change.id)
+        .fetch_optional(&mut *conn)
+        .await
+        .context("reading a row before applying a change")?;
+        let written = sqlx::query(UPSERT)
+            .bind(&change.object)
+            .bind(&change.id)
+            .bind(&change.data)
+            .bind(format_timestamp(change.updated_at))
+            .bind(change.deleted_at.map(format_timestamp))
+            .bind(change.destroyed_at.map(format_timestamp))
+            .bind(change.source.as_str())
+            .fetch_optional(&mut *conn)
+            .await
+            .context("applying a change")?
+            .is_some();
+        let outcome = match (written, prior) {
+            (true, None) => ApplyOutcome::Inserted,
+            (true, Some(_)) => ApplyOutcome::Updated,
+            (false, None) => ApplyOutcome::Stale,
+            (false, Some(row)) => {
+                let (data, stored) = stored_version(&row)?;
+                let stored = Version { data: &data, ..stored };
+                if identical(&change.into(), &stored) { ApplyOutcome::Duplicate } else { ApplyOutcome::Stale }
+            }
+        };
+        winner_outcomes.push(outcome);
+    }
+    Ok(reduced.outcomes(&winner_outcomes))
+}
+
+/// The guarded upsert. The `WHERE` is `rule::supersedes`, case for case; a partial record (no
+/// `updatedAt`) keeps the stored data.
+const UPSERT: &str = "\
+INSERT INTO twenty_records AS r (object, id, data, updated_at, deleted_at, destroyed_at, source, synced_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+ON CONFLICT (object, id) DO UPDATE SET
+    data = CASE WHEN json_extract(excluded.data, '$.updatedAt') IS NULL THEN r.data ELSE excluded.data END,
+    updated_at = excluded.updated_at,
+    deleted_at = excluded.deleted_at,
+    destroyed_at = excluded.destroyed_at,
+    source = excluded.source,
+    synced_at = excluded.synced_at
+WHERE CASE
+    WHEN r.destroyed_at IS NOT NULL AND r.source = 'reconcile'
+         AND excluded.source = 'reconcile' AND excluded.destroyed_at IS NULL
+        THEN excluded.updated_at >= r.updated_at
+    WHEN excluded.updated_at <> r.updated_at
+        THEN excluded.updated_at > r.updated_at
+    WHEN (CASE WHEN excluded.destroyed_at IS NOT NULL THEN 2 WHEN excluded.deleted_at IS NOT NULL THEN 1 ELSE 0 END)
+      <> (CASE WHEN r.destroyed_at IS NOT NULL THEN 2 WHEN r.deleted_at IS NOT NULL THEN 1 ELSE 0 END)
+        THEN (CASE WHEN excluded.destroyed_at IS NOT NULL THEN 2 WHEN excluded.deleted_at IS NOT NULL THEN 1 ELSE 0 END)
+           > (CASE WHEN r.destroyed_at IS NOT NULL THEN 2 WHEN r.deleted_at IS NOT NULL THEN 1 ELSE 0 END)
+    ELSE (excluded.source = 'reconcile' AND json_extract(excluded.data, '$.updatedAt') IS NOT NULL
+          AND excluded.data <> r.data)
+      OR (r.destroyed_at IS NOT NULL AND r.source = 'reconcile' AND excluded.source = 'webhook')
+END
+RETURNING 1";
+
+fn stored_version(row: &SqliteRow) -> Result<(String, Version<'static>), StoreError> {
+    let data: String = row.try_get("data").context("reading data")?;
+    let updated_at = timestamp(row, "updated_at")?.ok_or_else(|| StoreError::Corrupt("updated_at is null".into()))?;
+    let stage = Stage::of(timestamp(row, "deleted_at")?, timestamp(row, "destroyed_at")?);
+    let source = source(row)?;
+    Ok((data, Version { updated_at, stage, source, data: "", partial: false }))
+}
+
+fn timestamp(row: &SqliteRow, column: &'static str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let text: Option<String> = row.try_get(column).context("reading a timestamp column")?;
+    text.map(|t| parse_timestamp(&t).ok_or_else(|| StoreError::Corrupt(format!("{column} = {t:?}")))).transpose()
+}
+
+fn source(row: &SqliteRow) -> Result<Source, StoreError> {
+    let text: String = row.try_get("source").context("reading source")?;
+    Source::parse(&text).ok_or_else(|| StoreError::Corrupt(format!("source = {text:?}")))
+}
+
+pub(super) async fn prune_events(pool: &SqlitePool, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+    let result = sqlx::query("DELETE FROM webhook_events WHERE received_at < ?1")
+        .bind(format_timestamp(cutoff))
+        .execute(pool)
+        .await
+        .context("pruning old deliveries")?;
+    Ok(result.rows_affected())
+}
+
+pub(super) async fn fetch_record(pool: &SqlitePool, object: &str, id: &str) -> Result<Option<StoredRecord>, StoreError> {
+    let row = sqlx::query(
+        "SELECT object, id, data, updated_at, deleted_at, destroyed_at, source, synced_at \
+         FROM twenty_records WHERE object = ?1 AND id = ?2",
+    )
+    .bind(object)
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+    .context("reading a record")?;
+    row.map(|row| {
+        let data: String = row.try_get("data").context("reading data")?;
+        Ok(StoredRecord {
+            object: row.try_get("object").context("reading object")?,
+            id: row.try_get("id").context("reading id")?,
+            data: serde_json::from_str(&data).map_err(|e| StoreError::Corrupt(format!("data: {e}")))?,
+            updated_at: timestamp(&row, "updated_at")?.ok_or_else(|| StoreError::Corrupt("updated_at".into()))?,
+            deleted_at: timestamp(&row, "deleted_at")?,
+            destroyed_at: timestamp(&row, "destroyed_at")?,
+            source: source(&row)?,
+            synced_at: timestamp(&row, "synced_at")?.ok_or_else(|| StoreError::Corrupt("synced_at".into()))?,
+        })
+    })
+    .transpose()
+}
+
+pub(super) async fn recent_events(pool: &SqlitePool, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, received_at, event_name, object, record_id, record_updated_at, outcome, error, body \
+         FROM webhook_events ORDER BY id DESC LIMIT ?1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .context("reading the event log")?;
+    rows.iter()
+        .map(|row| {
+            Ok(StoredEvent {
+                id: row.try_get("id").context("reading id")?,
+                received_at: timestamp(row, "received_at")?
+                    .ok_or_else(|| StoreError::Corrupt("received_at".into()))?,
+                event_name: row.try_get("event_name").context("reading event_name")?,
+                object: row.try_get("object").context("reading object")?,
+                record_id: row.try_get("record_id").context("reading record_id")?,
+                record_updated_at: timestamp(row, "record_updated_at")?,
+                outcome: row.try_get("outcome").context("reading outcome")?,
+                error: row.try_get("error").context("reading error")?,
+                body: row.try_get("body").context("reading body")?,
+            })
+        })
+        .collect()
+}

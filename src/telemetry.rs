@@ -1,0 +1,18 @@
+//! Logging: JSON lines in production, readable lines on a terminal, filtered by `RUST_LOG`.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{LogFormat, LogSettings};
+
+/// Installs the global subscriber. Logs go to stderr, so that commands can print results on stdout.
+pub fn init(settings: &LogSettings) {
+    // The filter was validated with the settings; fall back to `info` rather than panic.
+    let filter = EnvFilter::try_new(&settings.filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let installed = match settings.format {
+        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+    // A second call (tests that start several applications) keeps the first subscriber.
+    drop(installed);
+}

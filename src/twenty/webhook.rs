@@ -1,0 +1,177 @@
+//! Parsing a verified delivery into what the mirror does with it. Pure: bytes in, a [`Delivery`]
+//! out, whatever the bytes are.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::mirror::change::parse_timestamp;
+use crate::mirror::{Change, Delivery, Disposition, Source};
+
+/// The record events Twenty sends, by the action part of `eventName`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Created,
+    Updated,
+    Deleted,
+    Restored,
+    Destroyed,
+}
+
+impl Action {
+    pub fn parse(action: &str) -> Option<Self> {
+        match action {
+            "created" => Some(Action::Created),
+            "updated" => Some(Action::Updated),
+            "deleted" => Some(Action::Deleted),
+            "restored" => Some(Action::Restored),
+            "destroyed" => Some(Action::Destroyed),
+            _ => None,
+        }
+    }
+}
+
+/// The envelope fields we read; everything else in the body is kept in the event log only.
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(rename = "eventName")]
+    event_name: Option<String>,
+    #[serde(rename = "eventDate")]
+    event_date: Option<String>,
+    record: Option<Value>,
+}
+
+/// Classifies a verified delivery. `metadata.*` events and unknown actions are recognised before a
+/// record is required: newest releases send schema events without one.
+pub fn parse_delivery(body: &[u8], received_at: DateTime<Utc>) -> Delivery {
+    let mut delivery = Delivery {
+        received_at,
+        event_name: None,
+        object: None,
+        record_id: None,
+        record_updated_at: None,
+        body: body_text(body),
+        disposition: Disposition::Ignore,
+    };
+    let envelope: Envelope = match serde_json::from_slice(body) {
+        Ok(envelope) => envelope,
+        Err(e) => {
+            delivery.disposition = Disposition::Fail(format!("the body is not a JSON delivery: {e}"));
+            return delivery;
+        }
+    };
+    let Some(event_name) = envelope.event_name else {
+        delivery.disposition = Disposition::Fail("eventName is missing".to_owned());
+        return delivery;
+    };
+    delivery.event_name = Some(event_name.clone());
+    if event_name.starts_with("metadata.") {
+        return delivery;
+    }
+    let Some((object, action)) = event_name.split_once('.') else { return delivery };
+    let Some(action) = Action::parse(action) else { return delivery };
+    delivery.object = Some(object.to_owned());
+
+    let Some(record) = envelope.record else {
+        delivery.disposition = Disposition::Fail("record is missing".to_owned());
+        return delivery;
+    };
+    delivery.record_id = record.get("id").and_then(Value::as_str).map(str::to_owned);
+    delivery.record_updated_at = record.get("updatedAt").and_then(Value::as_str).and_then(parse_timestamp);
+    // eventDate is when Twenty queued the delivery: the best date a deletion has when the record
+    // does not carry one. Without it, our own receipt is the closest.
+    let event_date = envelope.event_date.as_deref().and_then(parse_timestamp).unwrap_or(received_at);
+    let change = match action {
+        Action::Created | Action::Updated | Action::Restored => Change::upsert(object, &record, Source::Webhook),
+        Action::Deleted => Change::soft_delete(object, &record, event_date),
+        Action::Destroyed => Change::destroy(object, &record, event_date),
+    };
+    delivery.disposition = match change {
+        Ok(change) => {
+            delivery.record_updated_at = Some(change.updated_at);
+            Disposition::Apply(change)
+        }
+        Err(e) => Disposition::Fail(e.to_string()),
+    };
+    delivery
+}
+
+/// The body as the event log keeps it: text, with bytes that are not UTF-8 (or NUL, which
+/// PostgreSQL text cannot hold) replaced. Only a body that is not valid JSON can contain either.
+fn body_text(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    if text.contains('\0') { text.replace('\0', "\u{FFFD}") } else { text.into_owned() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mirror::Stage;
+
+    fn now() -> DateTime<Utc> {
+        parse_timestamp("2026-09-21T12:00:00.000Z").unwrap()
+    }
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!("{}/tests/fixtures/webhooks/{name}.body.json", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(path).unwrap()
+    }
+
+    fn change(delivery: &Delivery) -> &Change {
+        match &delivery.disposition {
+            Disposition::Apply(change) => change,
+            other => panic!("expected a change, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn record_events_become_changes() {
+        let created = parse_delivery(&fixture("person.created"), now());
+        assert_eq!(created.event_name.as_deref(), Some("person.created"));
+        assert_eq!(created.object.as_deref(), Some("person"));
+        assert_eq!(created.record_id.as_deref(), Some("0b8e1c52-2f7a-4d7c-9d8e-51a1f0c2b3d4"));
+        assert_eq!(change(&created).stage(), Stage::Live);
+
+        let deleted = parse_delivery(&fixture("company.deleted"), now());
+        assert_eq!(change(&deleted).deleted_at, parse_timestamp("2026-09-21T11:00:00.000Z"));
+
+        let old_format = parse_delivery(&fixture("company.deleted-2025-format"), now());
+        assert_eq!(change(&old_format).deleted_at, parse_timestamp("2026-09-21T11:00:00.010Z"));
+
+        let destroyed = parse_delivery(&fixture("opportunity.destroyed"), now());
+        assert_eq!(change(&destroyed).destroyed_at, parse_timestamp("2026-09-21T11:00:00.010Z"));
+        assert_eq!(change(&destroyed).stage(), Stage::Destroyed);
+    }
+
+    #[test]
+    fn schema_events_and_unknown_actions_are_ignored_before_a_record_is_required() {
+        let metadata = parse_delivery(&fixture("metadata.field-created"), now());
+        assert!(matches!(metadata.disposition, Disposition::Ignore));
+        assert_eq!(metadata.event_name.as_deref(), Some("metadata.fieldMetadata.created"));
+        let unknown = parse_delivery(br#"{"eventName":"person.merged"}"#, now());
+        assert!(matches!(unknown.disposition, Disposition::Ignore));
+    }
+
+    #[test]
+    fn malformed_deliveries_fail_with_a_reason() {
+        for (body, reason) in [
+            (&b"not json"[..], "not a JSON delivery"),
+            (b"[1,2]", "not a JSON delivery"),
+            (br#"{"record":{}}"#, "eventName is missing"),
+            (br#"{"eventName":"person.updated"}"#, "record is missing"),
+            (br#"{"eventName":"person.updated","record":{"updatedAt":"2026-01-01T00:00:00Z"}}"#, "record.id"),
+            (br#"{"eventName":"person.updated","record":{"id":"a"}}"#, "updatedAt"),
+        ] {
+            match parse_delivery(body, now()).disposition {
+                Disposition::Fail(why) => assert!(why.contains(reason), "{why:?} should mention {reason:?}"),
+                other => panic!("{} should fail, got {other:?}", String::from_utf8_lossy(body)),
+            }
+        }
+    }
+
+    #[test]
+    fn the_logged_body_is_text_even_when_the_bytes_are_not() {
+        let delivery = parse_delivery(b"\xff\x00{", now());
+        assert_eq!(delivery.body, "\u{FFFD}\u{FFFD}{");
+    }
+}
