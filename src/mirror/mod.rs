@@ -233,6 +233,25 @@ impl Store {
         logged.iter().map(|e| e.outcome.ok_or_else(|| StoreError::Corrupt("an outcome was lost".into()))).collect()
     }
 
+    /// Applies changes in one transaction, without the event log; returns each change's outcome.
+    pub async fn apply(&self, changes: &[Change]) -> Result<Vec<ApplyOutcome>, StoreError> {
+        let changes: Vec<&Change> = changes.iter().collect();
+        match self {
+            Store::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.context("starting a write transaction")?;
+                let outcomes = sqlite::apply(&mut tx, &changes).await?;
+                tx.commit().await.context("committing changes")?;
+                Ok(outcomes)
+            }
+            Store::Postgres(pool) => {
+                let mut tx = pool.begin().await.context("starting a transaction")?;
+                let outcomes = postgres::apply(&mut tx, &changes).await?;
+                tx.commit().await.context("committing changes")?;
+                Ok(outcomes)
+            }
+        }
+    }
+
     /// Deletes deliveries received before `cutoff`; returns how many.
     pub async fn prune_events(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
         match self {
