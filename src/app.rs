@@ -61,7 +61,8 @@ impl Application {
 
         let shutdown = CancellationToken::new();
         let writer_stop = CancellationToken::new();
-        let (writer, writer_task) = Writer::start(store.clone(), writer::slots_for(&store), writer_stop.clone());
+        let (writer, writer_task) =
+            Writer::start(store.clone(), writer::slots_for(&store), writer_stop.clone());
         let state = web::Data::new(AppState {
             store: store.clone(),
             writer,

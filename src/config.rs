@@ -94,15 +94,15 @@ impl Settings {
         }
 
         let host = match get("HOST") {
-            Some(v) => v
-                .parse()
-                .map_err(|_| ConfigError::new("HOST", format!("{v:?} is not an IP address")))?,
+            Some(v) => {
+                v.parse().map_err(|_| ConfigError::new("HOST", format!("{v:?} is not an IP address")))?
+            }
             None => IpAddr::from([0, 0, 0, 0]),
         };
         let port = match get("PORT") {
-            Some(v) => v
-                .parse()
-                .map_err(|_| ConfigError::new("PORT", format!("{v:?} is not a port number")))?,
+            Some(v) => {
+                v.parse().map_err(|_| ConfigError::new("PORT", format!("{v:?} is not a port number")))?
+            }
             None => 8080,
         };
 
@@ -155,7 +155,11 @@ impl Settings {
     }
 }
 
-fn duration_or(variable: &'static str, value: Option<String>, default_secs: u64) -> Result<Duration, ConfigError> {
+fn duration_or(
+    variable: &'static str,
+    value: Option<String>,
+    default_secs: u64,
+) -> Result<Duration, ConfigError> {
     match value {
         Some(v) => parse_duration(&v).map_err(|r| ConfigError::new(variable, r)),
         None => Ok(Duration::from_secs(default_secs)),
@@ -195,9 +199,8 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
 pub fn parse_size(value: &str) -> Result<usize, String> {
     let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
     let (digits, unit) = value.split_at(split);
-    let amount: usize = digits
-        .parse()
-        .map_err(|_| format!("{value:?}: expected a size such as 2MiB or 512KiB"))?;
+    let amount: usize =
+        digits.parse().map_err(|_| format!("{value:?}: expected a size such as 2MiB or 512KiB"))?;
     let multiplier: usize = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "kb" => 1_000,
@@ -220,8 +223,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Settings::from_lookup(|name| map.get(name).cloned())
     }
 
@@ -281,7 +283,9 @@ mod tests {
 
     #[test]
     fn the_database_url_never_reaches_debug_output() {
-        let s = settings(&[("DATABASE_URL", "postgres://u:hunter2@db/x"), ("TWENTY_WEBHOOK_SECRET", "s3cr3t")]).unwrap();
+        let s =
+            settings(&[("DATABASE_URL", "postgres://u:hunter2@db/x"), ("TWENTY_WEBHOOK_SECRET", "s3cr3t")])
+                .unwrap();
         let debug = format!("{s:?}");
         assert!(!debug.contains("hunter2") && !debug.contains("s3cr3t"), "{debug}");
     }

@@ -195,11 +195,20 @@ fn parse(event: &Event) -> Delivery {
 }
 
 /// The mirror's rows for `ids` under `object`, without the columns that record when we wrote.
-async fn snapshot(store: &Store, object: &str, ids: &[String]) -> BTreeMap<String, Option<(Value, String, String, String)>> {
+async fn snapshot(
+    store: &Store,
+    object: &str,
+    ids: &[String],
+) -> BTreeMap<String, Option<(Value, String, String, String)>> {
     let mut rows = BTreeMap::new();
     for id in ids {
         let row = store.fetch_record(object, id).await.expect("reading a row").map(|r| {
-            (r.data, r.updated_at.to_rfc3339(), format!("{:?}", r.deleted_at), format!("{:?}", r.destroyed_at))
+            (
+                r.data,
+                r.updated_at.to_rfc3339(),
+                format!("{:?}", r.deleted_at),
+                format!("{:?}", r.destroyed_at),
+            )
         });
         rows.insert(id.clone(), row);
     }
@@ -250,7 +259,7 @@ fn any_order_with_duplicates_converges_to_the_in_order_mirror() {
         prop_assert_eq!(&expected, &got);
         // And in order, each record ends as its last event left it.
         for id in &ids {
-            let last = events.iter().filter(|e| &e.id == id).next_back().expect("an event");
+            let last = events.iter().rfind(|e| &e.id == id).expect("an event");
             let (_, updated_at, deleted_at, destroyed_at) = expected[id].clone().expect("a row");
             prop_assert_eq!(updated_at, parse_timestamp(&at(last.version_ms)).unwrap().to_rfc3339());
             prop_assert_eq!(destroyed_at != "None", last.name == "person.destroyed");

@@ -17,14 +17,16 @@ struct Fixture {
 fn fixtures() -> (String, Vec<Fixture>) {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/webhooks");
     let index: Value =
-        serde_json::from_slice(&std::fs::read(format!("{dir}/index.json")).expect("index.json")).expect("index JSON");
+        serde_json::from_slice(&std::fs::read(format!("{dir}/index.json")).expect("index.json"))
+            .expect("index JSON");
     let fixtures = index["deliveries"]
         .as_array()
         .expect("deliveries")
         .iter()
         .map(|d| Fixture {
             name: d["name"].as_str().expect("name").to_owned(),
-            body: std::fs::read(format!("{dir}/{}", d["body_file"].as_str().expect("body_file"))).expect("body"),
+            body: std::fs::read(format!("{dir}/{}", d["body_file"].as_str().expect("body_file")))
+                .expect("body"),
             timestamp: d["headers"]["X-Twenty-Webhook-Timestamp"].as_str().expect("timestamp").to_owned(),
             signature: d["headers"]["X-Twenty-Webhook-Signature"].as_str().expect("signature").to_owned(),
         })
@@ -40,7 +42,8 @@ async fn fixture_app(secret: &str, fixtures: &[Fixture]) -> TestApp {
 }
 
 async fn post_fixture(app: &TestApp, f: &Fixture) -> (u16, Option<String>) {
-    let headers = [("X-Twenty-Webhook-Timestamp", f.timestamp.as_str()), ("X-Twenty-Webhook-Signature", &f.signature)];
+    let headers =
+        [("X-Twenty-Webhook-Timestamp", f.timestamp.as_str()), ("X-Twenty-Webhook-Signature", &f.signature)];
     outcome(app.post_webhook(&f.body, &headers).await).await
 }
 
@@ -80,11 +83,13 @@ async fn every_fixture_verifies_and_lands_as_expected() {
     assert_eq!(company.data["employees"].as_f64(), Some(1e21));
     assert_eq!(company.data["annualRecurringRevenue"]["amountMicros"], 120_000_000_000_i64);
 
-    let deal = app.record("opportunity", "7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d").await.expect("the tombstone");
+    let deal =
+        app.record("opportunity", "7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d").await.expect("the tombstone");
     assert_eq!(deal.destroyed_at, parse_timestamp("2026-09-21T11:00:00.010Z"));
     assert_eq!(deal.data["name"], "Big deal", "a tombstone keeps the last known data");
 
-    let project = app.record("project", "e1f2a3b4-4444-4d5e-8f6a-556677889900").await.expect("a custom object");
+    let project =
+        app.record("project", "e1f2a3b4-4444-4d5e-8f6a-556677889900").await.expect("a custom object");
     assert_eq!(project.data["invoiceStatus"], "READY");
 
     let events = app.events().await;
@@ -111,7 +116,10 @@ async fn assert_refused(app: &TestApp, body: &[u8], headers: &[(&str, &str)], ca
     let response = app.post_webhook(body, headers).await;
     assert_eq!(response.status().as_u16(), 401, "{case}");
     assert!(app.events().await.is_empty(), "{case}: nothing is logged");
-    assert!(app.record("person", "0b8e1c52-2f7a-4d7c-9d8e-51a1f0c2b3d4").await.is_none(), "{case}: nothing applied");
+    assert!(
+        app.record("person", "0b8e1c52-2f7a-4d7c-9d8e-51a1f0c2b3d4").await.is_none(),
+        "{case}: nothing applied"
+    );
 }
 
 #[tokio::test]
@@ -123,10 +131,28 @@ async fn deliveries_without_a_valid_signature_are_refused_and_store_nothing() {
     let mut tampered = f.body.clone();
     let at = tampered.len() / 2;
     tampered[at] ^= 0x01;
-    assert_refused(&app, &tampered, &[("X-Twenty-Webhook-Timestamp", ts), ("X-Twenty-Webhook-Signature", &f.signature)], "tampered body").await;
+    assert_refused(
+        &app,
+        &tampered,
+        &[("X-Twenty-Webhook-Timestamp", ts), ("X-Twenty-Webhook-Signature", &f.signature)],
+        "tampered body",
+    )
+    .await;
     let wrong = twenty_mirror::twenty::signature::sign("not-the-secret", ts.parse().unwrap(), &f.body);
-    assert_refused(&app, &f.body, &[("X-Twenty-Webhook-Timestamp", ts), ("X-Twenty-Webhook-Signature", &wrong)], "wrong secret").await;
-    assert_refused(&app, &f.body, &[("X-Twenty-Webhook-Timestamp", ts), ("X-Twenty-Webhook-Signature", &f.signature[..40])], "truncated signature").await;
+    assert_refused(
+        &app,
+        &f.body,
+        &[("X-Twenty-Webhook-Timestamp", ts), ("X-Twenty-Webhook-Signature", &wrong)],
+        "wrong secret",
+    )
+    .await;
+    assert_refused(
+        &app,
+        &f.body,
+        &[("X-Twenty-Webhook-Timestamp", ts), ("X-Twenty-Webhook-Signature", &f.signature[..40])],
+        "truncated signature",
+    )
+    .await;
     assert_refused(&app, &f.body, &[("X-Twenty-Webhook-Timestamp", ts)], "no signature").await;
     assert_refused(&app, &f.body, &[("X-Twenty-Webhook-Signature", &f.signature)], "no timestamp").await;
     assert_refused(&app, &f.body, &[], "no headers").await;
@@ -140,7 +166,8 @@ async fn timestamps_outside_the_tolerance_are_refused_in_both_directions() {
     let six_minutes = 6 * 60 * 1000;
     for (ts, case) in [(now - six_minutes, "too old"), (now + six_minutes, "too far in the future")] {
         let signature = twenty_mirror::twenty::signature::sign(SECRET, ts, body.as_bytes());
-        let headers = [("X-Twenty-Webhook-Timestamp", ts.to_string()), ("X-Twenty-Webhook-Signature", signature)];
+        let headers =
+            [("X-Twenty-Webhook-Timestamp", ts.to_string()), ("X-Twenty-Webhook-Signature", signature)];
         let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
         assert_refused(&app, body.as_bytes(), &headers, case).await;
     }
@@ -150,7 +177,8 @@ async fn timestamps_outside_the_tolerance_are_refused_in_both_directions() {
 
 #[tokio::test]
 async fn deliveries_signed_with_any_configured_secret_are_accepted_during_a_rotation() {
-    let app = TestApp::spawn_with(Options::default().var("TWENTY_WEBHOOK_SECRET", "old-secret,new-secret")).await;
+    let app =
+        TestApp::spawn_with(Options::default().var("TWENTY_WEBHOOK_SECRET", "old-secret,new-secret")).await;
     let now = chrono::Utc::now().timestamp_millis();
     let first = delivery("person.created", "a", 0, json!({})).to_string();
     let second = delivery("person.updated", "a", 1_000, json!({})).to_string();

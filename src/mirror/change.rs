@@ -164,9 +164,9 @@ fn timestamp_field(
 ) -> Result<Option<DateTime<Utc>>, ChangeError> {
     match map.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => parse_timestamp(s)
-            .map(Some)
-            .ok_or_else(|| ChangeError::BadTimestamp { field, value: s.clone() }),
+        Some(Value::String(s)) => {
+            parse_timestamp(s).map(Some).ok_or_else(|| ChangeError::BadTimestamp { field, value: s.clone() })
+        }
         Some(other) => Err(ChangeError::BadTimestamp { field, value: other.to_string() }),
     }
 }

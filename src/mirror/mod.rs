@@ -135,11 +135,20 @@ impl StoreError {
             | sqlx::Error::Protocol(_)
             | sqlx::Error::WorkerCrashed => true,
             sqlx::Error::Database(e) => {
+                // A FATAL error ends the session: the server refused or dropped the connection
+                // (shutting down, not accepting connections, too many clients).
+                let fatal = e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some_and(|pg| {
+                    matches!(
+                        pg.severity(),
+                        sqlx::postgres::PgSeverity::Fatal | sqlx::postgres::PgSeverity::Panic
+                    )
+                });
                 let code = e.code().unwrap_or_default();
                 // PostgreSQL: connection exceptions (08), insufficient resources (53), operator
                 // intervention such as a shutdown or a terminated backend (57). SQLite: BUSY (5) and
                 // LOCKED (6), which outlast the busy timeout only when something holds the database.
-                code.starts_with("08")
+                fatal
+                    || code.starts_with("08")
                     || code.starts_with("53")
                     || code.starts_with("57")
                     || matches!(code.as_ref(), "5" | "6" | "517" | "262")
@@ -230,7 +239,10 @@ impl Store {
             Store::Sqlite(pool) => sqlite::record_deliveries(pool, &changes, &mut logged).await?,
             Store::Postgres(pool) => postgres::record_deliveries(pool, &changes, &mut logged).await?,
         }
-        logged.iter().map(|e| e.outcome.ok_or_else(|| StoreError::Corrupt("an outcome was lost".into()))).collect()
+        logged
+            .iter()
+            .map(|e| e.outcome.ok_or_else(|| StoreError::Corrupt("an outcome was lost".into())))
+            .collect()
     }
 
     /// Applies changes in one transaction, without the event log; returns each change's outcome.
@@ -238,7 +250,8 @@ impl Store {
         let changes: Vec<&Change> = changes.iter().collect();
         match self {
             Store::Sqlite(pool) => {
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.context("starting a write transaction")?;
+                let mut tx =
+                    pool.begin_with("BEGIN IMMEDIATE").await.context("starting a write transaction")?;
                 let outcomes = sqlite::apply(&mut tx, &changes).await?;
                 tx.commit().await.context("committing changes")?;
                 Ok(outcomes)

@@ -66,7 +66,10 @@ pub(super) async fn record_deliveries(
 }
 
 /// The apply rule on PostgreSQL: the batch, reduced to one change per row, in one guarded upsert.
-pub(super) async fn apply(conn: &mut PgConnection, changes: &[&Change]) -> Result<Vec<ApplyOutcome>, StoreError> {
+pub(super) async fn apply(
+    conn: &mut PgConnection,
+    changes: &[&Change],
+) -> Result<Vec<ApplyOutcome>, StoreError> {
     let reduced = Reduced::new(changes);
     if reduced.winners.is_empty() {
         return Ok(Vec::new());
@@ -158,7 +161,11 @@ pub(super) async fn prune_events(pool: &PgPool, cutoff: DateTime<Utc>) -> Result
     Ok(result.rows_affected())
 }
 
-pub(super) async fn fetch_record(pool: &PgPool, object: &str, id: &str) -> Result<Option<StoredRecord>, StoreError> {
+pub(super) async fn fetch_record(
+    pool: &PgPool,
+    object: &str,
+    id: &str,
+) -> Result<Option<StoredRecord>, StoreError> {
     let row = sqlx::query(
         "SELECT object, id, data, updated_at, deleted_at, destroyed_at, source, synced_at \
          FROM twenty_records WHERE object = $1 AND id = $2",

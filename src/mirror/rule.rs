@@ -44,7 +44,13 @@ pub struct Version<'a> {
 
 impl<'a> From<&'a Change> for Version<'a> {
     fn from(c: &'a Change) -> Self {
-        Version { updated_at: c.updated_at, stage: c.stage(), source: c.source, data: &c.data, partial: c.partial }
+        Version {
+            updated_at: c.updated_at,
+            stage: c.stage(),
+            source: c.source,
+            data: &c.data,
+            partial: c.partial,
+        }
     }
 }
 
@@ -59,7 +65,9 @@ impl Version<'_> {
 /// Whether `incoming` overwrites `stored`.
 pub fn supersedes(incoming: &Version<'_>, stored: &Version<'_>) -> bool {
     use std::cmp::Ordering::*;
-    if stored.is_inferred_tombstone() && incoming.source == Source::Reconcile && incoming.stage != Stage::Destroyed
+    if stored.is_inferred_tombstone()
+        && incoming.source == Source::Reconcile
+        && incoming.stage != Stage::Destroyed
     {
         return incoming.updated_at >= stored.updated_at;
     }
@@ -71,7 +79,8 @@ pub fn supersedes(incoming: &Version<'_>, stored: &Version<'_>) -> bool {
         (Equal, Equal) => {
             // Twenty can change a row without moving updatedAt (a relation nulled when its target is
             // destroyed): a reconciler read is the truth and overwrites different data.
-            let read_differs = incoming.source == Source::Reconcile && !incoming.partial && incoming.data != stored.data;
+            let read_differs =
+                incoming.source == Source::Reconcile && !incoming.partial && incoming.data != stored.data;
             // A destroyed event confirms a tombstone the reconciler only inferred, making it final.
             let confirms_inference = stored.is_inferred_tombstone() && incoming.source == Source::Webhook;
             read_differs || confirms_inference
@@ -137,7 +146,9 @@ impl Reduced {
             }
         }
         let mut winners: Vec<usize> = current.into_values().collect();
-        winners.sort_by(|&a, &b| (&changes[a].object, &changes[a].id).cmp(&(&changes[b].object, &changes[b].id)));
+        winners.sort_by(|&a, &b| {
+            (&changes[a].object, &changes[a].id).cmp(&(&changes[b].object, &changes[b].id))
+        });
         Reduced { winners, fates }
     }
 
@@ -225,7 +236,7 @@ mod tests {
 
     #[test]
     fn a_batch_reduces_to_the_newest_change_per_row_in_key_order() {
-        let changes = vec![
+        let changes = [
             upsert("b", 2, "b2", Source::Webhook),
             upsert("a", 3, "a3", Source::Webhook),
             upsert("b", 1, "b1", Source::Webhook),
@@ -241,7 +252,7 @@ mod tests {
 
     #[test]
     fn repeats_of_the_winner_are_duplicates_unless_the_winner_was_stale() {
-        let changes = vec![upsert("a", 1, "x", Source::Webhook), upsert("a", 1, "x", Source::Webhook)];
+        let changes = [upsert("a", 1, "x", Source::Webhook), upsert("a", 1, "x", Source::Webhook)];
         let reduced = Reduced::new(&changes.iter().collect::<Vec<_>>());
         assert_eq!(reduced.winners, vec![0]);
         use ApplyOutcome::*;

@@ -5,12 +5,16 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::change::{format_timestamp, parse_timestamp};
 use super::rule::{ApplyOutcome, Reduced, Version, identical};
-use super::{ACQUIRE_TIMEOUT, Change, Context, EventRow, Source, Stage, StoreError, StoredEvent, StoredRecord};
+use super::{
+    ACQUIRE_TIMEOUT, Change, Context, EventRow, Source, Stage, StoreError, StoredEvent, StoredRecord,
+};
 
 pub(super) static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -87,7 +91,10 @@ pub(super) async fn record_deliveries(
 /// The apply rule on SQLite: per row, one guarded upsert (the rule of `rule.rs` in SQL) and a read
 /// of the row before it, only to tell a duplicate from a stale change. The caller holds the write
 /// lock, so nothing changes the row between the two.
-pub(super) async fn apply(conn: &mut SqliteConnection, changes: &[&Change]) -> Result<Vec<ApplyOutcome>, StoreError> {
+pub(super) async fn apply(
+    conn: &mut SqliteConnection,
+    changes: &[&Change],
+) -> Result<Vec<ApplyOutcome>, StoreError> {
     let reduced = Reduced::new(changes);
     let mut winner_outcomes = Vec::with_capacity(reduced.winners.len());
     for &i in &reduced.winners {
@@ -158,7 +165,8 @@ RETURNING 1";
 
 fn stored_version(row: &SqliteRow) -> Result<(String, Version<'static>), StoreError> {
     let data: String = row.try_get("data").context("reading data")?;
-    let updated_at = timestamp(row, "updated_at")?.ok_or_else(|| StoreError::Corrupt("updated_at is null".into()))?;
+    let updated_at =
+        timestamp(row, "updated_at")?.ok_or_else(|| StoreError::Corrupt("updated_at is null".into()))?;
     let stage = Stage::of(timestamp(row, "deleted_at")?, timestamp(row, "destroyed_at")?);
     let source = source(row)?;
     Ok((data, Version { updated_at, stage, source, data: "", partial: false }))
@@ -166,7 +174,8 @@ fn stored_version(row: &SqliteRow) -> Result<(String, Version<'static>), StoreEr
 
 fn timestamp(row: &SqliteRow, column: &'static str) -> Result<Option<DateTime<Utc>>, StoreError> {
     let text: Option<String> = row.try_get(column).context("reading a timestamp column")?;
-    text.map(|t| parse_timestamp(&t).ok_or_else(|| StoreError::Corrupt(format!("{column} = {t:?}")))).transpose()
+    text.map(|t| parse_timestamp(&t).ok_or_else(|| StoreError::Corrupt(format!("{column} = {t:?}"))))
+        .transpose()
 }
 
 fn source(row: &SqliteRow) -> Result<Source, StoreError> {
@@ -183,7 +192,11 @@ pub(super) async fn prune_events(pool: &SqlitePool, cutoff: DateTime<Utc>) -> Re
     Ok(result.rows_affected())
 }
 
-pub(super) async fn fetch_record(pool: &SqlitePool, object: &str, id: &str) -> Result<Option<StoredRecord>, StoreError> {
+pub(super) async fn fetch_record(
+    pool: &SqlitePool,
+    object: &str,
+    id: &str,
+) -> Result<Option<StoredRecord>, StoreError> {
     let row = sqlx::query(
         "SELECT object, id, data, updated_at, deleted_at, destroyed_at, source, synced_at \
          FROM twenty_records WHERE object = ?1 AND id = ?2",
@@ -199,11 +212,13 @@ pub(super) async fn fetch_record(pool: &SqlitePool, object: &str, id: &str) -> R
             object: row.try_get("object").context("reading object")?,
             id: row.try_get("id").context("reading id")?,
             data: serde_json::from_str(&data).map_err(|e| StoreError::Corrupt(format!("data: {e}")))?,
-            updated_at: timestamp(&row, "updated_at")?.ok_or_else(|| StoreError::Corrupt("updated_at".into()))?,
+            updated_at: timestamp(&row, "updated_at")?
+                .ok_or_else(|| StoreError::Corrupt("updated_at".into()))?,
             deleted_at: timestamp(&row, "deleted_at")?,
             destroyed_at: timestamp(&row, "destroyed_at")?,
             source: source(&row)?,
-            synced_at: timestamp(&row, "synced_at")?.ok_or_else(|| StoreError::Corrupt("synced_at".into()))?,
+            synced_at: timestamp(&row, "synced_at")?
+                .ok_or_else(|| StoreError::Corrupt("synced_at".into()))?,
         })
     })
     .transpose()

@@ -49,7 +49,11 @@ impl Writer {
     /// next is built.
     /// Cancelling `stop` ends the dispatcher once the commits in flight are done; the service
     /// cancels it only after the HTTP server has answered every request.
-    pub fn start(store: Store, slots: usize, stop: CancellationToken) -> (Writer, tokio::task::JoinHandle<()>) {
+    pub fn start(
+        store: Store,
+        slots: usize,
+        stop: CancellationToken,
+    ) -> (Writer, tokio::task::JoinHandle<()>) {
         let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let handle = tokio::spawn(dispatch(store, receiver, slots, stop));
         (Writer { queue }, handle)
@@ -130,7 +134,10 @@ async fn commit(store: &Store, batch: Vec<Job>) {
             for (delivery, reply) in deliveries.iter().zip(replies) {
                 let result = store.record_deliveries(std::slice::from_ref(delivery)).await;
                 let _ = reply.send(match result {
-                    Ok(outcomes) => outcomes.into_iter().next().ok_or_else(|| Arc::new(StoreError::Corrupt("no outcome".into()))),
+                    Ok(outcomes) => outcomes
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| Arc::new(StoreError::Corrupt("no outcome".into()))),
                     Err(error) => Err(Arc::new(error)),
                 });
             }

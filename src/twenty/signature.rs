@@ -116,8 +116,8 @@ pub fn verify(
 
 /// Signs a body as Twenty does; the inverse of [`verify`], for tests, benchmarks and tools.
 pub fn sign(secret: &str, timestamp_ms: i64, body: &[u8]) -> String {
-    let mut mac =
-        <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes())
+        .expect("HMAC accepts keys of any length");
     mac.update(timestamp_ms.to_string().as_bytes());
     mac.update(b":");
     mac.update(body);
@@ -170,7 +170,8 @@ mod tests {
     fn a_tampered_body_is_refused() {
         let mut body = FIXTURE_BODY.to_vec();
         body[20] ^= 1;
-        let got = verify(&policy(&[SECRET]), headers(FIXTURE_TIMESTAMP, FIXTURE_SIGNATURE), &body, fixture_now());
+        let got =
+            verify(&policy(&[SECRET]), headers(FIXTURE_TIMESTAMP, FIXTURE_SIGNATURE), &body, fixture_now());
         assert_eq!(got, Err(Refusal::BadSignature));
     }
 
@@ -188,11 +189,18 @@ mod tests {
     #[test]
     fn a_truncated_signature_is_refused() {
         let p = policy(&[SECRET]);
-        let got = verify(&p, headers(FIXTURE_TIMESTAMP, &FIXTURE_SIGNATURE[..32]), FIXTURE_BODY, fixture_now());
+        let got =
+            verify(&p, headers(FIXTURE_TIMESTAMP, &FIXTURE_SIGNATURE[..32]), FIXTURE_BODY, fixture_now());
         assert_eq!(got, Err(Refusal::BadSignature));
         let odd = &FIXTURE_SIGNATURE[..63];
-        assert_eq!(verify(&p, headers(FIXTURE_TIMESTAMP, odd), FIXTURE_BODY, fixture_now()), Err(Refusal::MalformedSignature));
-        assert_eq!(verify(&p, headers(FIXTURE_TIMESTAMP, ""), FIXTURE_BODY, fixture_now()), Err(Refusal::BadSignature));
+        assert_eq!(
+            verify(&p, headers(FIXTURE_TIMESTAMP, odd), FIXTURE_BODY, fixture_now()),
+            Err(Refusal::MalformedSignature)
+        );
+        assert_eq!(
+            verify(&p, headers(FIXTURE_TIMESTAMP, ""), FIXTURE_BODY, fixture_now()),
+            Err(Refusal::BadSignature)
+        );
     }
 
     #[test]
@@ -245,8 +253,12 @@ mod tests {
     #[test]
     fn an_empty_secret_signs_nothing_we_accept_by_accident() {
         // An empty secret is dropped by configuration; here it is the only one and still must match.
-        let got =
-            verify(&policy(&[""]), headers(FIXTURE_TIMESTAMP, FIXTURE_SIGNATURE), FIXTURE_BODY, fixture_now());
+        let got = verify(
+            &policy(&[""]),
+            headers(FIXTURE_TIMESTAMP, FIXTURE_SIGNATURE),
+            FIXTURE_BODY,
+            fixture_now(),
+        );
         assert_eq!(got, Err(Refusal::BadSignature));
     }
 }

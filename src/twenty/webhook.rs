@@ -82,7 +82,9 @@ pub fn parse_delivery(body: &[u8], received_at: DateTime<Utc>) -> Delivery {
     // does not carry one. Without it, our own receipt is the closest.
     let event_date = envelope.event_date.as_deref().and_then(parse_timestamp).unwrap_or(received_at);
     let change = match action {
-        Action::Created | Action::Updated | Action::Restored => Change::upsert(object, &record, Source::Webhook),
+        Action::Created | Action::Updated | Action::Restored => {
+            Change::upsert(object, &record, Source::Webhook)
+        }
         Action::Deleted => Change::soft_delete(object, &record, event_date),
         Action::Destroyed => Change::destroy(object, &record, event_date),
     };

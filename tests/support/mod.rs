@@ -45,8 +45,12 @@ impl TestDb {
             }
             Some(admin_url) => {
                 let name = unique_name();
-                let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("connecting to TEST_DATABASE_URL");
-                admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("creating a database");
+                let mut admin =
+                    sqlx::PgConnection::connect(&admin_url).await.expect("connecting to TEST_DATABASE_URL");
+                admin
+                    .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .await
+                    .expect("creating a database");
                 let url = with_database(&admin_url, &name);
                 TestDb { url, postgres: Some(PostgresDb { admin_url, name }), _dir: None }
             }
@@ -65,7 +69,10 @@ impl TestDb {
             Some(pg) => {
                 let mut admin = sqlx::PgConnection::connect(&pg.admin_url).await.expect("admin connection");
                 admin
-                    .execute(sqlx::AssertSqlSafe(format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", pg.name)))
+                    .execute(sqlx::AssertSqlSafe(format!(
+                        "ALTER DATABASE {} ALLOW_CONNECTIONS false",
+                        pg.name
+                    )))
                     .await
                     .expect("refusing connections");
                 sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
@@ -116,7 +123,9 @@ impl Drop for TestDb {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(async {
                 let mut admin = sqlx::PgConnection::connect(&pg.admin_url).await?;
-                admin.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", pg.name))).await?;
+                admin
+                    .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", pg.name)))
+                    .await?;
                 Ok::<_, sqlx::Error>(())
             })?;
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
@@ -200,7 +209,8 @@ impl TestApp {
         vars.entry("LOG_FORMAT").or_insert_with(|| "json".to_owned());
         let settings = Settings::from_lookup(|name| vars.get(name).cloned()).expect("test settings");
         init_logging();
-        let app = Application::build_with_clock(settings, options.clock).await.expect("building the application");
+        let app =
+            Application::build_with_clock(settings, options.clock).await.expect("building the application");
         let address = format!("http://127.0.0.1:{}", app.port());
         let shutdown = app.shutdown_token();
         let server = tokio::spawn(app.run_until_stopped());
@@ -217,7 +227,10 @@ impl TestApp {
         let signature = sign(secret, timestamp_ms, body);
         self.post_webhook(
             body,
-            &[("X-Twenty-Webhook-Timestamp", &timestamp_ms.to_string()), ("X-Twenty-Webhook-Signature", &signature)],
+            &[
+                ("X-Twenty-Webhook-Timestamp", &timestamp_ms.to_string()),
+                ("X-Twenty-Webhook-Signature", &signature),
+            ],
         )
         .await
     }
