@@ -9,13 +9,18 @@ use anyhow::Context as _;
 use chrono::Utc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing_actix_web::TracingLogger;
 
 use crate::clock::Clock;
-use crate::config::Settings;
+use crate::config::{ReconcileSettings, Settings, TwentyApiSettings};
+use crate::http::admin::AdminToken;
 use crate::http::{self, AppState};
 use crate::mirror::Store;
 use crate::mirror::writer::{self, Writer};
+use crate::sync::scheduler::{self, Schedule};
+use crate::sync::{Reconciler, ReconcilerSettings};
+use crate::twenty::client::{ClientSettings, TwentyClient};
 use crate::twenty::signature::SignaturePolicy;
 
 /// How long in-flight requests get to finish after SIGTERM. The platform's kill timeout
@@ -34,7 +39,7 @@ pub struct Application {
     shutdown: CancellationToken,
     writer_stop: CancellationToken,
     writer_task: JoinHandle<()>,
-    pruner: JoinHandle<()>,
+    background: TaskTracker,
     store: Store,
 }
 
@@ -63,6 +68,16 @@ impl Application {
         let writer_stop = CancellationToken::new();
         let (writer, writer_task) =
             Writer::start(store.clone(), writer::slots_for(&store), writer_stop.clone());
+        let reconciler = match &settings.twenty_api {
+            Some(api) => Some(build_reconciler(&store, api, &settings.reconcile, shutdown.clone())?),
+            None => {
+                tracing::warn!(
+                    "TWENTY_API_KEY is not set: the reconciler is off, the mirror follows webhooks only"
+                );
+                None
+            }
+        };
+        let background = TaskTracker::new();
         let state = web::Data::new(AppState {
             store: store.clone(),
             writer,
@@ -72,6 +87,9 @@ impl Application {
                 tolerance: webhook.tolerance,
             },
             clock,
+            reconciler: reconciler.clone(),
+            admin_token: settings.admin_token.as_ref().map(AdminToken::new),
+            tasks: background.clone(),
         });
 
         let address = SocketAddr::new(settings.host, settings.port);
@@ -92,9 +110,16 @@ impl Application {
         .shutdown_timeout(DRAIN_TIMEOUT.as_secs())
         .run();
 
-        let pruner = tokio::spawn(prune_events(store.clone(), settings.event_retention, shutdown.clone()));
+        background.spawn(prune_events(store.clone(), settings.event_retention, shutdown.clone()));
+        if let Some(reconciler) = reconciler {
+            let schedule = Schedule {
+                delta_every: settings.reconcile.delta_every,
+                full_every: settings.reconcile.full_every,
+            };
+            background.spawn(scheduler::run(reconciler, store.clone(), schedule, shutdown.clone()));
+        }
         tracing::info!(port, backend = store.backend(), "twenty-mirror is listening");
-        Ok(Application { port, server, shutdown, writer_stop, writer_task, pruner, store })
+        Ok(Application { port, server, shutdown, writer_stop, writer_task, background, store })
     }
 
     pub fn port(&self) -> u16 {
@@ -109,7 +134,7 @@ impl Application {
     /// Serves until SIGTERM, SIGINT or the shutdown token; then stops accepting connections, lets
     /// in-flight deliveries finish and commit, and stops the background tasks.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Application { server, shutdown, writer_stop, writer_task, pruner, store, .. } = self;
+        let Application { server, shutdown, writer_stop, writer_task, background, store, .. } = self;
         let handle = server.handle();
         let signals = tokio::spawn(stop_on_signal(shutdown.clone()));
         let stopper = tokio::spawn({
@@ -123,15 +148,38 @@ impl Application {
 
         let served = server.await.context("running the HTTP server");
         shutdown.cancel();
+        // Runs stop between pages; their last page commits first.
+        background.close();
+        background.wait().await;
         // Every request has been answered; now the writer may stop.
         writer_stop.cancel();
-        for task in [writer_task, pruner, stopper, signals] {
+        for task in [writer_task, stopper, signals] {
             task.await.context("joining a background task")?;
         }
         store.close().await;
         tracing::info!("stopped");
         served
     }
+}
+
+/// The reconciler of `serve` and of the `reconcile` command.
+pub fn build_reconciler(
+    store: &Store,
+    api: &TwentyApiSettings,
+    reconcile: &ReconcileSettings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Reconciler> {
+    let client = TwentyClient::new(ClientSettings {
+        rate_limits: api.rate_limits.clone(),
+        ..ClientSettings::new(api.base_url.clone(), api.api_key.clone())
+    })
+    .context("building the Twenty client")?;
+    let settings = ReconcilerSettings {
+        overlap: reconcile.overlap,
+        max_destroy_share: reconcile.max_destroy_share,
+        allowlist: reconcile.objects.clone(),
+    };
+    Ok(Reconciler::new(store.clone(), client, settings, shutdown))
 }
 
 async fn stop_on_signal(shutdown: CancellationToken) {

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::twenty::pacer::{RateLimit, parse_rate_limits};
+
 /// The database used when `DATABASE_URL` is unset: a file next to the process, created if missing.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://twenty-mirror.db";
 
@@ -20,6 +22,33 @@ pub struct Settings {
     /// How long raw deliveries stay in `webhook_events`.
     pub event_retention: Duration,
     pub log: LogSettings,
+    /// Twenty's REST API; the reconciler is off without it.
+    pub twenty_api: Option<TwentyApiSettings>,
+    pub reconcile: ReconcileSettings,
+    /// Bearer token for `/admin/*`; those routes answer 403 without it.
+    pub admin_token: Option<SecretString>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TwentyApiSettings {
+    pub base_url: String,
+    pub api_key: SecretString,
+    /// Our own budget of requests, under Twenty's limits.
+    pub rate_limits: Vec<RateLimit>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReconcileSettings {
+    /// Delta pass cadence; `None` is `off`.
+    pub delta_every: Option<Duration>,
+    /// Full pass cadence; `None` is `off`.
+    pub full_every: Option<Duration>,
+    /// How far before the watermark a delta pass starts reading.
+    pub overlap: Duration,
+    /// The share of an object's rows a full pass may mark destroyed unless forced.
+    pub max_destroy_share: f64,
+    /// `TWENTY_OBJECTS`: the singular names to mirror; all discovered objects when `None`.
+    pub objects: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -144,6 +173,39 @@ impl Settings {
         tracing_subscriber::EnvFilter::try_new(&filter)
             .map_err(|e| ConfigError::new("RUST_LOG", e.to_string()))?;
 
+        let api_key = get("TWENTY_API_KEY").map(SecretString::from);
+        let base_url = get("TWENTY_API_URL").map(|url| url.trim_end_matches('/').to_owned());
+        if let Some(url) = &base_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(ConfigError::new("TWENTY_API_URL", format!("{url:?}: expected https://HOST")));
+        }
+        let rate_limits = match get("TWENTY_RATE_LIMIT") {
+            Some(v) => parse_rate_limits(&v).map_err(|r| ConfigError::new("TWENTY_RATE_LIMIT", r))?,
+            None => RateLimit::twenty_defaults(),
+        };
+        let twenty_api = match (api_key, base_url) {
+            (Some(api_key), Some(base_url)) => Some(TwentyApiSettings { base_url, api_key, rate_limits }),
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "TWENTY_API_URL",
+                    "must be set with TWENTY_API_KEY: the workspace's base URL, e.g. https://api.twenty.com",
+                ));
+            }
+            (None, _) => None,
+        };
+        let reconcile = ReconcileSettings {
+            delta_every: cadence("RECONCILE_INTERVAL", get("RECONCILE_INTERVAL"), 5 * 60)?,
+            full_every: cadence("FULL_SWEEP_INTERVAL", get("FULL_SWEEP_INTERVAL"), 24 * 3600)?,
+            overlap: duration_or("RECONCILE_OVERLAP", get("RECONCILE_OVERLAP"), 5 * 60)?,
+            max_destroy_share: match get("RECONCILE_MAX_DESTROY_SHARE") {
+                Some(v) => parse_share(&v).map_err(|r| ConfigError::new("RECONCILE_MAX_DESTROY_SHARE", r))?,
+                None => 0.10,
+            },
+            objects: get("TWENTY_OBJECTS")
+                .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()),
+        };
+
         Ok(Settings {
             database_url: DatabaseUrl::new(database_url),
             host,
@@ -151,6 +213,9 @@ impl Settings {
             webhook: WebhookSettings { secrets, allow_unsigned, max_body_bytes, tolerance },
             event_retention,
             log: LogSettings { filter, format },
+            twenty_api,
+            reconcile,
+            admin_token: get("ADMIN_TOKEN").map(SecretString::from),
         })
     }
 }
@@ -163,6 +228,37 @@ fn duration_or(
     match value {
         Some(v) => parse_duration(&v).map_err(|r| ConfigError::new(variable, r)),
         None => Ok(Duration::from_secs(default_secs)),
+    }
+}
+
+/// A cadence: a duration, or `off`.
+fn cadence(
+    variable: &'static str,
+    value: Option<String>,
+    default_secs: u64,
+) -> Result<Option<Duration>, ConfigError> {
+    match value.as_deref() {
+        Some("off") => Ok(None),
+        Some(v) => match parse_duration(v) {
+            Ok(d) if d.is_zero() => Err(ConfigError::new(variable, "must be longer than zero, or off")),
+            Ok(d) => Ok(Some(d)),
+            Err(r) => Err(ConfigError::new(variable, r)),
+        },
+        None => Ok(Some(Duration::from_secs(default_secs))),
+    }
+}
+
+/// `10%` or `0.1`, between 0 and 1.
+pub fn parse_share(value: &str) -> Result<f64, String> {
+    let share = match value.strip_suffix('%') {
+        Some(percent) => percent.trim().parse::<f64>().map(|p| p / 100.0),
+        None => value.parse::<f64>(),
+    }
+    .map_err(|_| format!("{value:?}: expected a share such as 10% or 0.1"))?;
+    if (0.0..=1.0).contains(&share) {
+        Ok(share)
+    } else {
+        Err(format!("{value:?} is not between 0% and 100%"))
     }
 }
 
@@ -261,11 +357,47 @@ mod tests {
             ("EVENT_RETENTION", "7w"),
             ("LOG_FORMAT", "xml"),
             ("RUST_LOG", "info,[[["),
+            ("TWENTY_API_URL", "api.twenty.com"),
+            ("TWENTY_RATE_LIMIT", "lots"),
+            ("RECONCILE_INTERVAL", "0s"),
+            ("FULL_SWEEP_INTERVAL", "daily"),
+            ("RECONCILE_OVERLAP", "-5m"),
+            ("RECONCILE_MAX_DESTROY_SHARE", "150%"),
         ] {
             let err = settings(&[(variable, value)]).expect_err(variable);
             assert_eq!(err.variable, variable);
             assert!(err.to_string().contains(variable), "{err}");
         }
+    }
+
+    #[test]
+    fn an_api_key_needs_the_api_url() {
+        let err = settings(&[("TWENTY_API_KEY", "k")]).unwrap_err();
+        assert_eq!(err.variable, "TWENTY_API_URL");
+        let s = settings(&[("TWENTY_API_KEY", "k"), ("TWENTY_API_URL", "https://api.twenty.com/")]).unwrap();
+        assert_eq!(s.twenty_api.unwrap().base_url, "https://api.twenty.com");
+        assert!(settings(&[]).unwrap().twenty_api.is_none(), "the reconciler is off without a key");
+    }
+
+    #[test]
+    fn reconcile_settings_have_defaults_and_can_be_turned_off() {
+        let s = settings(&[]).unwrap().reconcile;
+        assert_eq!(s.delta_every, Some(Duration::from_secs(300)));
+        assert_eq!(s.full_every, Some(Duration::from_secs(86_400)));
+        assert_eq!(s.overlap, Duration::from_secs(300));
+        assert!((s.max_destroy_share - 0.10).abs() < 1e-9);
+        assert_eq!(s.objects, None);
+        let off = settings(&[
+            ("RECONCILE_INTERVAL", "off"),
+            ("FULL_SWEEP_INTERVAL", "off"),
+            ("RECONCILE_MAX_DESTROY_SHARE", "0.25"),
+            ("TWENTY_OBJECTS", "person, company"),
+        ])
+        .unwrap()
+        .reconcile;
+        assert_eq!((off.delta_every, off.full_every), (None, None));
+        assert!((off.max_destroy_share - 0.25).abs() < 1e-9);
+        assert_eq!(off.objects, Some(vec!["person".to_owned(), "company".to_owned()]));
     }
 
     #[test]
@@ -282,7 +414,7 @@ mod tests {
     }
 
     #[test]
-    fn the_database_url_never_reaches_debug_output() {
+    fn secrets_never_reach_debug_output() {
         let s =
             settings(&[("DATABASE_URL", "postgres://u:hunter2@db/x"), ("TWENTY_WEBHOOK_SECRET", "s3cr3t")])
                 .unwrap();

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod http;
 pub mod mirror;
+pub mod sync;
 pub mod telemetry;
 pub mod twenty;
 

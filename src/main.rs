@@ -1,13 +1,22 @@
+use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::Context as _;
+use chrono::Utc;
 use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use twenty_mirror::app::build_reconciler;
 use twenty_mirror::config::Settings;
 use twenty_mirror::mirror::Store;
+use twenty_mirror::mirror::sync::{Mode, RunStatus, Trigger};
+use twenty_mirror::sync::reconciler::{Progress, ReconcileError, RunOutcome, RunRequest};
+use twenty_mirror::sync::status::status;
 use twenty_mirror::{Application, telemetry};
 
-/// Keeps a Twenty CRM workspace mirrored in your own database: webhooks keep it fresh, and every
-/// setting comes from the environment (see the README).
+/// Keeps a Twenty CRM workspace mirrored in your own database: webhooks keep it fresh, a
+/// reconciler makes it complete. Every setting comes from the environment (see the README).
 #[derive(Parser)]
 #[command(name = "twenty-mirror", version)]
 struct Cli {
@@ -17,11 +26,37 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Apply migrations, then serve HTTP (the default when no command is given).
+    /// Apply migrations, then serve HTTP and reconcile on schedule (the default).
     Serve,
     /// Apply migrations and exit (a release command on a PaaS).
     Migrate,
+    /// Reconcile once in the foreground: progress on stderr, a summary on stdout, non-zero exit on
+    /// failure.
+    Reconcile {
+        /// Only this object (singular name, e.g. person); repeat for several.
+        #[arg(long = "object", value_name = "NAME")]
+        objects: Vec<String>,
+        /// Read every record and infer what was destroyed, instead of what changed since the last run.
+        #[arg(long)]
+        full: bool,
+        /// Report what would change without writing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Let a full pass mark more than RECONCILE_MAX_DESTROY_SHARE of an object destroyed.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show, per object, the rows mirrored, the last webhook, the last run and how stale it is.
+    Status {
+        /// Print JSON (the same as GET /admin/status) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
+
+/// Exit codes: settings errors are 2 (as a usage error), a run that another reconciler holds is 3.
+const EXIT_SETTINGS: u8 = 2;
+const EXIT_ALREADY_RUNNING: u8 = 3;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -30,16 +65,22 @@ async fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(error) => {
             eprintln!("twenty-mirror: {error}");
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_SETTINGS);
         }
     };
     telemetry::init(&settings.log);
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(settings).await,
+        Command::Reconcile { objects, full, dry_run, force } => {
+            let mode = if full { Mode::Full } else { Mode::Delta };
+            let request = RunRequest { objects, dry_run, force, ..RunRequest::new(Trigger::Operator, mode) };
+            reconcile(settings, request).await
+        }
+        Command::Status { json } => show_status(settings, json).await,
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "twenty-mirror failed");
             eprintln!("twenty-mirror: {error:#}");
@@ -48,14 +89,117 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(settings: Settings) -> anyhow::Result<()> {
-    Application::build(settings).await?.run_until_stopped().await
+async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
+    Application::build(settings).await?.run_until_stopped().await?;
+    Ok(ExitCode::SUCCESS)
 }
 
-async fn migrate(settings: Settings) -> anyhow::Result<()> {
+async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     let store = Store::connect(&settings.database_url).await.context("opening the database")?;
     store.migrate().await.context("applying migrations")?;
+    Ok(store)
+}
+
+async fn migrate(settings: Settings) -> anyhow::Result<ExitCode> {
+    let store = open_store(&settings).await?;
     tracing::info!(backend = store.backend(), "migrations applied");
     store.close().await;
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn reconcile(settings: Settings, request: RunRequest) -> anyhow::Result<ExitCode> {
+    let api =
+        settings.twenty_api.as_ref().context("the reconciler needs TWENTY_API_URL and TWENTY_API_KEY")?;
+    let store = open_store(&settings).await?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\nstopping after the current page…");
+                shutdown.cancel();
+            }
+        }
+    });
+    let mut reconciler = build_reconciler(&store, api, &settings.reconcile, shutdown)?;
+    if std::io::stderr().is_terminal() {
+        let started = Instant::now();
+        reconciler = reconciler.with_progress(Arc::new(move |p: &Progress<'_>| {
+            let rate = p.fetched as f64 / started.elapsed().as_secs_f64().max(0.001);
+            let total = p.total.map(|t| format!("/{t}")).unwrap_or_default();
+            eprint!(
+                "\r\x1b[2K{} ({}): {}{} records, {:.0}/s, {} requests",
+                p.object,
+                p.mode.as_str(),
+                p.fetched,
+                total,
+                rate,
+                p.requests
+            );
+        }));
+    }
+    let dry_run = request.dry_run;
+    let outcome = reconciler.reconcile_once(request).await;
+    if std::io::stderr().is_terminal() {
+        eprintln!();
+    }
+    store.close().await;
+    match outcome {
+        Ok(outcome) => {
+            print!("{}", summary(&outcome, dry_run));
+            Ok(if outcome.status == RunStatus::Succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Err(error @ ReconcileError::AlreadyRunning(_)) => {
+            eprintln!("twenty-mirror: {error}");
+            Ok(ExitCode::from(EXIT_ALREADY_RUNNING))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn summary(outcome: &RunOutcome, dry_run: bool) -> String {
+    let mut out = format!(
+        "{:<24} {:<6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+        "OBJECT", "MODE", "FETCHED", "INSERTED", "UPDATED", "DELETED", "DESTROYED", "UNCHANGED", "REPAIRED"
+    );
+    for report in &outcome.objects {
+        let c = report.counts;
+        out += &format!(
+            "{:<24} {:<6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+            report.object,
+            report.mode.as_str(),
+            c.fetched,
+            c.inserted,
+            c.updated,
+            c.deleted,
+            if dry_run { report.missing as i64 } else { c.destroyed },
+            c.unchanged,
+            c.repaired
+        );
+    }
+    let c = outcome.counts;
+    out += &format!(
+        "{:<24} {:<6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+        "total", "", c.fetched, c.inserted, c.updated, c.deleted, c.destroyed, c.unchanged, c.repaired
+    );
+    let run =
+        outcome.run_id.map(|id| format!("run {id}")).unwrap_or_else(|| "dry run (nothing written)".into());
+    out += &format!("{run}: {}, {} requests to Twenty", outcome.status.as_str(), outcome.requests);
+    if let Some(error) = &outcome.error {
+        out += &format!("\nerror: {error}");
+    }
+    out.push('\n');
+    out
+}
+
+async fn show_status(settings: Settings, json: bool) -> anyhow::Result<ExitCode> {
+    let store = open_store(&settings).await?;
+    let report = status(&store, Utc::now()).await.context("reading the status")?;
+    store.close().await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).context("printing the status")?);
+    } else {
+        print!("{}", report.to_table());
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,13 +1,16 @@
 //! The HTTP surface: routes, shared state and the mapping of errors to status codes.
 
+pub mod admin;
 mod health;
 mod webhooks;
 
 use actix_web::web;
+use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
 use crate::mirror::Store;
 use crate::mirror::writer::Writer;
+use crate::sync::Reconciler;
 use crate::twenty::signature::SignaturePolicy;
 
 /// What every handler can reach.
@@ -16,11 +19,20 @@ pub struct AppState {
     pub writer: Writer,
     pub signature_policy: SignaturePolicy,
     pub clock: Clock,
+    /// `None` when no API key is configured: the reconciler is off.
+    pub reconciler: Option<Reconciler>,
+    pub admin_token: Option<admin::AdminToken>,
+    /// Runs started from `/admin/reconcile`; shutdown waits for them to stop between pages.
+    pub tasks: TaskTracker,
 }
 
 pub fn routes(config: &mut web::ServiceConfig) {
     config
         .route("/webhooks/twenty", web::post().to(webhooks::receive))
         .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz));
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/admin/reconcile", web::post().to(admin::reconcile))
+        .route("/admin/runs", web::get().to(admin::runs))
+        .route("/admin/runs/{id}", web::get().to(admin::run))
+        .route("/admin/status", web::get().to(admin::status_report));
 }

@@ -7,6 +7,7 @@ pub mod change;
 mod postgres;
 pub mod rule;
 mod sqlite;
+pub mod sync;
 pub mod writer;
 
 use std::str::FromStr;
@@ -120,6 +121,8 @@ pub enum StoreError {
     MigrationsPending,
     #[error("the database holds a value the mirror cannot read: {0}")]
     Corrupt(String),
+    #[error("the reconciler's lease expired while it ran; another reconciler may have taken over")]
+    LockLost,
 }
 
 impl StoreError {

@@ -5,6 +5,8 @@
 //! server and drops it at the end.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod fake_twenty;
+
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -19,7 +21,11 @@ use twenty_mirror::Application;
 use twenty_mirror::clock::Clock;
 use twenty_mirror::config::{DatabaseUrl, Settings};
 use twenty_mirror::mirror::{Store, StoredEvent, StoredRecord};
+use twenty_mirror::sync::{Reconciler, ReconcilerSettings};
+use twenty_mirror::twenty::client::{ClientSettings, RetryPolicy, TwentyClient};
 use twenty_mirror::twenty::signature::sign;
+
+use fake_twenty::FakeTwenty;
 
 pub const SECRET: &str = "test-secret-0123456789";
 
@@ -336,4 +342,63 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A reconciler on `store` that talks to `fake`, with no pacing and quick retries so that tests of
+/// failures take milliseconds; `configure` adjusts either part.
+pub fn reconciler(
+    store: &Store,
+    fake: &FakeTwenty,
+    configure: impl FnOnce(&mut ClientSettings, &mut ReconcilerSettings),
+) -> Reconciler {
+    reconciler_with_shutdown(store, fake, CancellationToken::new(), configure)
+}
+
+/// The same, stopping between pages once `shutdown` is cancelled.
+pub fn reconciler_with_shutdown(
+    store: &Store,
+    fake: &FakeTwenty,
+    shutdown: CancellationToken,
+    configure: impl FnOnce(&mut ClientSettings, &mut ReconcilerSettings),
+) -> Reconciler {
+    let mut client = ClientSettings::new(fake.url(), FakeTwenty::API_KEY.to_owned().into());
+    client.rate_limits = Vec::new();
+    client.timeout = Duration::from_secs(5);
+    client.retry = RetryPolicy {
+        max_attempts: 4,
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(40),
+    };
+    let mut settings =
+        ReconcilerSettings { overlap: Duration::from_secs(300), max_destroy_share: 0.10, allowlist: None };
+    configure(&mut client, &mut settings);
+    let client = TwentyClient::new(client).expect("a Twenty client");
+    Reconciler::new(store.clone(), client, settings, shutdown)
+}
+
+/// A fresh database with the mirror's tables, and a store on it.
+pub async fn fresh_store() -> (TestDb, Store) {
+    let db = TestDb::new().await;
+    let store = Store::connect(&DatabaseUrl::new(db.url.clone())).await.expect("a store");
+    store.migrate().await.expect("migrations");
+    (db, store)
+}
+
+/// Asserts that the mirror holds exactly what the fake holds for `object`: every record, live or
+/// soft-deleted, with the same data, and no other row that is not a tombstone.
+pub async fn assert_mirror_matches(store: &Store, fake: &FakeTwenty, object: &str) {
+    let expected = fake.records(object);
+    for record in &expected {
+        let id = record["id"].as_str().expect("an id");
+        let row = store
+            .fetch_record(object, id)
+            .await
+            .expect("reading")
+            .unwrap_or_else(|| panic!("{object} {id} is missing"));
+        assert_eq!(&row.data, record, "{object} {id}");
+        assert_eq!(row.deleted_at.is_some(), !record["deletedAt"].is_null(), "{object} {id} deletedAt");
+        assert_eq!(row.destroyed_at, None, "{object} {id} is not destroyed");
+    }
+    let present = store.count_present(object).await.expect("counting");
+    assert_eq!(present, expected.len() as i64, "{object}: rows that Twenty no longer has are tombstones");
 }

@@ -16,6 +16,8 @@ use super::{
     ACQUIRE_TIMEOUT, Change, Context, EventRow, Source, Stage, StoreError, StoredEvent, StoredRecord,
 };
 
+pub(crate) mod sync;
+
 pub(super) static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// SQLite has one writer at a time. Another process (a `reconcile` or `replay` command) may hold the

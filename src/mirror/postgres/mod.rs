@@ -9,6 +9,8 @@ use sqlx::{PgConnection, PgPool, Row};
 use super::rule::{ApplyOutcome, Reduced};
 use super::{ACQUIRE_TIMEOUT, Change, Context, EventRow, Source, StoreError, StoredEvent, StoredRecord};
 
+pub(crate) mod sync;
+
 pub(super) static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// Group commit keeps a few transactions in flight (see `writer.rs`); the rest serve readiness

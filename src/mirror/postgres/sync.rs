@@ -1,0 +1,407 @@
+//! The reconciler's bookkeeping on PostgreSQL.
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgPool, Row};
+
+use super::apply;
+use crate::mirror::rule::ApplyOutcome;
+use crate::mirror::sync::{
+    Counts, LockKind, Mode, ObjectCounts, ObjectRow, PageWrite, ReconcilerLock, RunRow, RunStatus, SyncState,
+    Trigger,
+};
+use crate::mirror::{Change, Context, StoreError};
+
+/// The advisory lock that makes one instance of many the reconciler: the bytes of "twentymr". Any
+/// constant works as long as nothing else in the database uses the same one.
+const RECONCILER_LOCK_KEY: i64 = 0x7477_656e_7479_6d72;
+
+pub(crate) async fn save_objects(
+    pool: &PgPool,
+    objects: &[ObjectRow],
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await.context("starting a transaction")?;
+    sqlx::query("UPDATE twenty_objects SET mirrored = false")
+        .execute(&mut *tx)
+        .await
+        .context("resetting discovered objects")?;
+    for o in objects {
+        sqlx::query(
+            "INSERT INTO twenty_objects (name_singular, name_plural, label_singular, label_plural, metadata_id, \
+                                         is_custom, fields, mirrored, discovered_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (name_singular) DO UPDATE SET name_plural = EXCLUDED.name_plural, \
+                 label_singular = EXCLUDED.label_singular, label_plural = EXCLUDED.label_plural, \
+                 metadata_id = EXCLUDED.metadata_id, is_custom = EXCLUDED.is_custom, fields = EXCLUDED.fields, \
+                 mirrored = EXCLUDED.mirrored, discovered_at = EXCLUDED.discovered_at",
+        )
+        .bind(&o.name_singular)
+        .bind(&o.name_plural)
+        .bind(&o.label_singular)
+        .bind(&o.label_plural)
+        .bind(&o.metadata_id)
+        .bind(o.is_custom)
+        .bind(&o.fields)
+        .bind(o.mirrored)
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .context("saving a discovered object")?;
+    }
+    tx.commit().await.context("committing discovered objects")
+}
+
+pub(crate) async fn objects(pool: &PgPool) -> Result<Vec<ObjectRow>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT name_singular, name_plural, label_singular, label_plural, metadata_id, is_custom, fields, mirrored \
+         FROM twenty_objects ORDER BY name_singular",
+    )
+    .fetch_all(pool)
+    .await
+    .context("reading discovered objects")?;
+    rows.iter()
+        .map(|row| {
+            Ok(ObjectRow {
+                name_singular: row.try_get("name_singular").context("reading name_singular")?,
+                name_plural: row.try_get("name_plural").context("reading name_plural")?,
+                label_singular: row.try_get("label_singular").context("reading label_singular")?,
+                label_plural: row.try_get("label_plural").context("reading label_plural")?,
+                metadata_id: row.try_get("metadata_id").context("reading metadata_id")?,
+                is_custom: row.try_get("is_custom").context("reading is_custom")?,
+                fields: row.try_get("fields").context("reading fields")?,
+                mirrored: row.try_get("mirrored").context("reading mirrored")?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn sync_states(pool: &PgPool) -> Result<Vec<SyncState>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT object, watermark, last_delta_at, last_full_at, last_run_id, last_counts \
+         FROM sync_state ORDER BY object",
+    )
+    .fetch_all(pool)
+    .await
+    .context("reading sync state")?;
+    rows.iter()
+        .map(|row| {
+            let counts: Option<serde_json::Value> =
+                row.try_get("last_counts").context("reading last_counts")?;
+            Ok(SyncState {
+                object: row.try_get("object").context("reading object")?,
+                watermark: row.try_get("watermark").context("reading watermark")?,
+                last_delta_at: row.try_get("last_delta_at").context("reading last_delta_at")?,
+                last_full_at: row.try_get("last_full_at").context("reading last_full_at")?,
+                last_run_id: row.try_get("last_run_id").context("reading last_run_id")?,
+                last_counts: counts
+                    .map(|c| {
+                        serde_json::from_value(c)
+                            .map_err(|e| StoreError::Corrupt(format!("last_counts: {e}")))
+                    })
+                    .transpose()?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn apply_page(pool: &PgPool, page: &PageWrite<'_>) -> Result<Vec<ApplyOutcome>, StoreError> {
+    let mut tx = pool.begin().await.context("starting a transaction")?;
+    let changes: Vec<&Change> = page.changes.iter().collect();
+    let outcomes = apply(&mut tx, &changes).await?;
+    let Some(run_id) = page.run_id else {
+        tx.rollback().await.context("rolling back a dry run")?;
+        return Ok(outcomes);
+    };
+    if let Some(watermark) = page.watermark {
+        sqlx::query(
+            "INSERT INTO sync_state (object, watermark) VALUES ($1, $2) \
+             ON CONFLICT (object) DO UPDATE SET \
+                 watermark = GREATEST(sync_state.watermark, EXCLUDED.watermark)",
+        )
+        .bind(page.object)
+        .bind(watermark)
+        .execute(&mut *tx)
+        .await
+        .context("advancing the watermark")?;
+    }
+    add_to_run(&mut tx, run_id, Counts::of_page(page.changes, &outcomes)).await?;
+    tx.commit().await.context("committing a page")?;
+    Ok(outcomes)
+}
+
+async fn add_to_run(conn: &mut PgConnection, run_id: i64, c: Counts) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE sync_runs SET fetched = fetched + $2, inserted = inserted + $3, updated = updated + $4, \
+             deleted = deleted + $5, destroyed = destroyed + $6, unchanged = unchanged + $7, \
+             repaired = repaired + $8 \
+         WHERE id = $1",
+    )
+    .bind(run_id)
+    .bind(c.fetched)
+    .bind(c.inserted)
+    .bind(c.updated)
+    .bind(c.deleted)
+    .bind(c.destroyed)
+    .bind(c.unchanged)
+    .bind(c.repaired)
+    .execute(conn)
+    .await
+    .context("adding to a run's counts")?;
+    Ok(())
+}
+
+pub(crate) async fn finish_pass(
+    pool: &PgPool,
+    object: &str,
+    mode: Mode,
+    run_id: i64,
+    counts: Counts,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    // A full pass reads everything a delta would, so it counts as both.
+    let statement = match mode {
+        Mode::Delta => {
+            "INSERT INTO sync_state (object, last_delta_at, last_run_id, last_counts) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (object) DO UPDATE SET last_delta_at = EXCLUDED.last_delta_at, \
+                 last_run_id = EXCLUDED.last_run_id, last_counts = EXCLUDED.last_counts"
+        }
+        Mode::Full => {
+            "INSERT INTO sync_state (object, last_delta_at, last_full_at, last_run_id, last_counts) \
+             VALUES ($1, $2, $2, $3, $4) \
+             ON CONFLICT (object) DO UPDATE SET last_delta_at = EXCLUDED.last_delta_at, \
+                 last_full_at = EXCLUDED.last_full_at, last_run_id = EXCLUDED.last_run_id, \
+                 last_counts = EXCLUDED.last_counts"
+        }
+    };
+    let counts = serde_json::to_value(counts).map_err(|e| StoreError::Corrupt(format!("counts: {e}")))?;
+    sqlx::query(statement)
+        .bind(object)
+        .bind(at)
+        .bind(run_id)
+        .bind(counts)
+        .execute(pool)
+        .await
+        .context("recording a finished pass")?;
+    Ok(())
+}
+
+pub(crate) async fn count_present(pool: &PgPool, object: &str) -> Result<i64, StoreError> {
+    sqlx::query_scalar("SELECT count(*) FROM twenty_records WHERE object = $1 AND destroyed_at IS NULL")
+        .bind(object)
+        .fetch_one(pool)
+        .await
+        .context("counting rows")
+}
+
+pub(crate) async fn destroy_candidates(
+    pool: &PgPool,
+    object: &str,
+    written_before: DateTime<Utc>,
+) -> Result<Vec<String>, StoreError> {
+    sqlx::query_scalar(
+        "SELECT id FROM twenty_records WHERE object = $1 AND destroyed_at IS NULL AND synced_at < $2",
+    )
+    .bind(object)
+    .bind(written_before)
+    .fetch_all(pool)
+    .await
+    .context("listing rows a sweep may destroy")
+}
+
+pub(crate) async fn mark_destroyed(
+    pool: &PgPool,
+    object: &str,
+    ids: &[String],
+    destroyed_at: DateTime<Utc>,
+    written_before: DateTime<Utc>,
+    run_id: i64,
+) -> Result<u64, StoreError> {
+    let mut tx = pool.begin().await.context("starting a transaction")?;
+    let result = sqlx::query(
+        "UPDATE twenty_records SET destroyed_at = $2, source = 'reconcile', synced_at = now() \
+         WHERE object = $1 AND destroyed_at IS NULL AND synced_at < $3 AND id = ANY($4)",
+    )
+    .bind(object)
+    .bind(destroyed_at)
+    .bind(written_before)
+    .bind(ids)
+    .execute(&mut *tx)
+    .await
+    .context("marking rows destroyed")?;
+    add_to_run(&mut tx, run_id, Counts::of_sweep(result.rows_affected())).await?;
+    tx.commit().await.context("committing tombstones")?;
+    Ok(result.rows_affected())
+}
+
+pub(crate) async fn create_run(
+    pool: &PgPool,
+    trigger: Trigger,
+    mode: Mode,
+    objects: &[String],
+    started_at: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    sqlx::query_scalar(
+        "INSERT INTO sync_runs (trigger, mode, objects, started_at, status) \
+         VALUES ($1, $2, to_jsonb($3::text[]), $4, 'running') RETURNING id",
+    )
+    .bind(trigger.as_str())
+    .bind(mode.as_str())
+    .bind(objects)
+    .bind(started_at)
+    .fetch_one(pool)
+    .await
+    .context("recording a new run")
+}
+
+pub(crate) async fn set_run_objects(
+    pool: &PgPool,
+    run_id: i64,
+    objects: &[String],
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE sync_runs SET objects = to_jsonb($2::text[]) WHERE id = $1")
+        .bind(run_id)
+        .bind(objects)
+        .execute(pool)
+        .await
+        .context("recording a run's objects")?;
+    Ok(())
+}
+
+pub(crate) async fn finish_run(
+    pool: &PgPool,
+    run_id: i64,
+    status: RunStatus,
+    error: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE sync_runs SET status = $2, error = $3, ended_at = $4 WHERE id = $1")
+        .bind(run_id)
+        .bind(status.as_str())
+        .bind(error)
+        .bind(at)
+        .execute(pool)
+        .await
+        .context("recording the end of a run")?;
+    Ok(())
+}
+
+pub(crate) async fn fail_abandoned_runs(pool: &PgPool, at: DateTime<Utc>) -> Result<u64, StoreError> {
+    let result = sqlx::query(
+        "UPDATE sync_runs SET status = 'failed', ended_at = $1, \
+             error = 'the process running it stopped before it finished' \
+         WHERE status = 'running'",
+    )
+    .bind(at)
+    .execute(pool)
+    .await
+    .context("closing abandoned runs")?;
+    Ok(result.rows_affected())
+}
+
+pub(crate) async fn running_run(pool: &PgPool) -> Result<Option<i64>, StoreError> {
+    sqlx::query_scalar("SELECT id FROM sync_runs WHERE status = 'running' ORDER BY id DESC LIMIT 1")
+        .fetch_optional(pool)
+        .await
+        .context("looking for a running run")
+}
+
+pub(crate) async fn runs(pool: &PgPool, id: Option<i64>, limit: i64) -> Result<Vec<RunRow>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, trigger, mode, objects, started_at, ended_at, status, error, \
+                fetched, inserted, updated, deleted, destroyed, unchanged, repaired \
+         FROM sync_runs WHERE $1::bigint IS NULL OR id = $1 ORDER BY id DESC LIMIT $2",
+    )
+    .bind(id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .context("reading runs")?;
+    rows.iter().map(run_row).collect()
+}
+
+fn run_row(row: &PgRow) -> Result<RunRow, StoreError> {
+    let text =
+        |column: &'static str| -> Result<String, StoreError> { row.try_get(column).context("reading a run") };
+    let count =
+        |column: &'static str| -> Result<i64, StoreError> { row.try_get(column).context("reading a count") };
+    let objects: serde_json::Value = row.try_get("objects").context("reading a run's objects")?;
+    Ok(RunRow {
+        id: row.try_get("id").context("reading a run id")?,
+        trigger: Trigger::parse(&text("trigger")?).ok_or_else(|| StoreError::Corrupt("trigger".into()))?,
+        mode: Mode::parse(&text("mode")?).ok_or_else(|| StoreError::Corrupt("mode".into()))?,
+        objects: serde_json::from_value(objects).map_err(|e| StoreError::Corrupt(format!("objects: {e}")))?,
+        started_at: row.try_get("started_at").context("reading started_at")?,
+        ended_at: row.try_get("ended_at").context("reading ended_at")?,
+        status: RunStatus::parse(&text("status")?).ok_or_else(|| StoreError::Corrupt("status".into()))?,
+        error: row.try_get("error").context("reading a run's error")?,
+        counts: Counts {
+            fetched: count("fetched")?,
+            inserted: count("inserted")?,
+            updated: count("updated")?,
+            deleted: count("deleted")?,
+            destroyed: count("destroyed")?,
+            unchanged: count("unchanged")?,
+            repaired: count("repaired")?,
+        },
+    })
+}
+
+pub(crate) async fn object_counts(pool: &PgPool) -> Result<Vec<ObjectCounts>, StoreError> {
+    let rows = sqlx::query(
+        "WITH stages AS ( \
+             SELECT object, \
+                    count(*) FILTER (WHERE deleted_at IS NULL AND destroyed_at IS NULL) AS live, \
+                    count(*) FILTER (WHERE deleted_at IS NOT NULL AND destroyed_at IS NULL) AS soft_deleted, \
+                    count(*) FILTER (WHERE destroyed_at IS NOT NULL) AS destroyed \
+             FROM twenty_records GROUP BY object), \
+         webhooks AS ( \
+             SELECT object, max(received_at) AS last_webhook_at FROM webhook_events \
+             WHERE object IS NOT NULL GROUP BY object) \
+         SELECT coalesce(s.object, w.object) AS object, coalesce(s.live, 0) AS live, \
+                coalesce(s.soft_deleted, 0) AS soft_deleted, coalesce(s.destroyed, 0) AS destroyed, \
+                w.last_webhook_at \
+         FROM stages s FULL JOIN webhooks w ON w.object = s.object ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .context("counting rows per object")?;
+    rows.iter()
+        .map(|row| {
+            Ok(ObjectCounts {
+                object: row.try_get("object").context("reading object")?,
+                live: row.try_get("live").context("reading live")?,
+                soft_deleted: row.try_get("soft_deleted").context("reading soft_deleted")?,
+                destroyed: row.try_get("destroyed").context("reading destroyed")?,
+                last_webhook_at: row.try_get("last_webhook_at").context("reading last_webhook_at")?,
+            })
+        })
+        .collect()
+}
+
+/// A session-level advisory lock on a connection of its own: it lasts as long as the connection,
+/// so a reconciler that dies releases it with its session.
+pub(crate) async fn try_advisory_lock(pool: &PgPool) -> Result<Option<ReconcilerLock>, StoreError> {
+    let mut connection = pool.acquire().await.context("acquiring a connection for the reconciler lock")?;
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(RECONCILER_LOCK_KEY)
+        .fetch_one(&mut *connection)
+        .await
+        .context("taking the reconciler lock")?;
+    Ok(locked.then(|| ReconcilerLock(LockKind::Postgres(Some(connection)))))
+}
+
+pub(crate) async fn release_advisory_lock(
+    mut connection: sqlx::pool::PoolConnection<sqlx::Postgres>,
+) -> Result<(), StoreError> {
+    let released = sqlx::query_scalar::<_, bool>("SELECT pg_advisory_unlock($1)")
+        .bind(RECONCILER_LOCK_KEY)
+        .fetch_one(&mut *connection)
+        .await;
+    if released.is_err() {
+        // The session may be gone, and the lock with it; never return a connection that might still
+        // hold the lock to the pool.
+        drop(connection.detach());
+    }
+    released.map(drop).context("releasing the reconciler lock")
+}

@@ -1,0 +1,440 @@
+//! The reconciler's bookkeeping on SQLite.
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection, SqlitePool};
+
+use super::{apply, timestamp};
+use crate::mirror::change::format_timestamp;
+use crate::mirror::rule::ApplyOutcome;
+use crate::mirror::sync::{
+    Counts, LockKind, Mode, ObjectCounts, ObjectRow, PageWrite, ReconcilerLock, RunRow, RunStatus, SyncState,
+    Trigger,
+};
+use crate::mirror::{Change, Context, StoreError};
+
+/// How long a lease holds without renewal. The holder renews it after every page, so only a
+/// reconciler that died leaves it to expire; a minute keeps the wait after a crash short.
+const LEASE_TTL: chrono::Duration = chrono::Duration::seconds(60);
+
+/// Ids per `UPDATE` when marking tombstones: one transaction per chunk keeps the write lock short.
+const DESTROY_CHUNK: usize = 500;
+
+pub(crate) async fn save_objects(
+    pool: &SqlitePool,
+    objects: &[ObjectRow],
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.context("starting a write transaction")?;
+    sqlx::query("UPDATE twenty_objects SET mirrored = 0")
+        .execute(&mut *tx)
+        .await
+        .context("resetting discovered objects")?;
+    for o in objects {
+        sqlx::query(
+            "INSERT INTO twenty_objects (name_singular, name_plural, label_singular, label_plural, metadata_id, \
+                                         is_custom, fields, mirrored, discovered_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+             ON CONFLICT (name_singular) DO UPDATE SET name_plural = excluded.name_plural, \
+                 label_singular = excluded.label_singular, label_plural = excluded.label_plural, \
+                 metadata_id = excluded.metadata_id, is_custom = excluded.is_custom, fields = excluded.fields, \
+                 mirrored = excluded.mirrored, discovered_at = excluded.discovered_at",
+        )
+        .bind(&o.name_singular)
+        .bind(&o.name_plural)
+        .bind(&o.label_singular)
+        .bind(&o.label_plural)
+        .bind(&o.metadata_id)
+        .bind(o.is_custom)
+        .bind(o.fields.to_string())
+        .bind(o.mirrored)
+        .bind(format_timestamp(at))
+        .execute(&mut *tx)
+        .await
+        .context("saving a discovered object")?;
+    }
+    tx.commit().await.context("committing discovered objects")
+}
+
+pub(crate) async fn objects(pool: &SqlitePool) -> Result<Vec<ObjectRow>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT name_singular, name_plural, label_singular, label_plural, metadata_id, is_custom, fields, mirrored \
+         FROM twenty_objects ORDER BY name_singular",
+    )
+    .fetch_all(pool)
+    .await
+    .context("reading discovered objects")?;
+    rows.iter()
+        .map(|row| {
+            let fields: String = row.try_get("fields").context("reading fields")?;
+            Ok(ObjectRow {
+                name_singular: row.try_get("name_singular").context("reading name_singular")?,
+                name_plural: row.try_get("name_plural").context("reading name_plural")?,
+                label_singular: row.try_get("label_singular").context("reading label_singular")?,
+                label_plural: row.try_get("label_plural").context("reading label_plural")?,
+                metadata_id: row.try_get("metadata_id").context("reading metadata_id")?,
+                is_custom: row.try_get("is_custom").context("reading is_custom")?,
+                fields: serde_json::from_str(&fields)
+                    .map_err(|e| StoreError::Corrupt(format!("fields: {e}")))?,
+                mirrored: row.try_get("mirrored").context("reading mirrored")?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn sync_states(pool: &SqlitePool) -> Result<Vec<SyncState>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT object, watermark, last_delta_at, last_full_at, last_run_id, last_counts \
+         FROM sync_state ORDER BY object",
+    )
+    .fetch_all(pool)
+    .await
+    .context("reading sync state")?;
+    rows.iter()
+        .map(|row| {
+            let counts: Option<String> = row.try_get("last_counts").context("reading last_counts")?;
+            Ok(SyncState {
+                object: row.try_get("object").context("reading object")?,
+                watermark: timestamp(row, "watermark")?,
+                last_delta_at: timestamp(row, "last_delta_at")?,
+                last_full_at: timestamp(row, "last_full_at")?,
+                last_run_id: row.try_get("last_run_id").context("reading last_run_id")?,
+                last_counts: counts
+                    .map(|c| {
+                        serde_json::from_str(&c).map_err(|e| StoreError::Corrupt(format!("last_counts: {e}")))
+                    })
+                    .transpose()?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn apply_page(
+    pool: &SqlitePool,
+    page: &PageWrite<'_>,
+) -> Result<Vec<ApplyOutcome>, StoreError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.context("starting a write transaction")?;
+    let changes: Vec<&Change> = page.changes.iter().collect();
+    let outcomes = apply(&mut tx, &changes).await?;
+    let Some(run_id) = page.run_id else {
+        tx.rollback().await.context("rolling back a dry run")?;
+        return Ok(outcomes);
+    };
+    if let Some(watermark) = page.watermark {
+        sqlx::query(
+            "INSERT INTO sync_state (object, watermark) VALUES (?1, ?2) \
+             ON CONFLICT (object) DO UPDATE SET \
+                 watermark = max(coalesce(sync_state.watermark, excluded.watermark), excluded.watermark)",
+        )
+        .bind(page.object)
+        .bind(format_timestamp(watermark))
+        .execute(&mut *tx)
+        .await
+        .context("advancing the watermark")?;
+    }
+    add_to_run(&mut tx, run_id, Counts::of_page(page.changes, &outcomes)).await?;
+    tx.commit().await.context("committing a page")?;
+    Ok(outcomes)
+}
+
+async fn add_to_run(conn: &mut SqliteConnection, run_id: i64, c: Counts) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE sync_runs SET fetched = fetched + ?2, inserted = inserted + ?3, updated = updated + ?4, \
+             deleted = deleted + ?5, destroyed = destroyed + ?6, unchanged = unchanged + ?7, \
+             repaired = repaired + ?8 \
+         WHERE id = ?1",
+    )
+    .bind(run_id)
+    .bind(c.fetched)
+    .bind(c.inserted)
+    .bind(c.updated)
+    .bind(c.deleted)
+    .bind(c.destroyed)
+    .bind(c.unchanged)
+    .bind(c.repaired)
+    .execute(conn)
+    .await
+    .context("adding to a run's counts")?;
+    Ok(())
+}
+
+pub(crate) async fn finish_pass(
+    pool: &SqlitePool,
+    object: &str,
+    mode: Mode,
+    run_id: i64,
+    counts: Counts,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    // A full pass reads everything a delta would, so it counts as both.
+    let statement = match mode {
+        Mode::Delta => {
+            "INSERT INTO sync_state (object, last_delta_at, last_run_id, last_counts) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (object) DO UPDATE SET last_delta_at = excluded.last_delta_at, \
+                 last_run_id = excluded.last_run_id, last_counts = excluded.last_counts"
+        }
+        Mode::Full => {
+            "INSERT INTO sync_state (object, last_delta_at, last_full_at, last_run_id, last_counts) \
+             VALUES (?1, ?2, ?2, ?3, ?4) \
+             ON CONFLICT (object) DO UPDATE SET last_delta_at = excluded.last_delta_at, \
+                 last_full_at = excluded.last_full_at, last_run_id = excluded.last_run_id, \
+                 last_counts = excluded.last_counts"
+        }
+    };
+    let counts = serde_json::to_string(&counts).map_err(|e| StoreError::Corrupt(format!("counts: {e}")))?;
+    sqlx::query(statement)
+        .bind(object)
+        .bind(format_timestamp(at))
+        .bind(run_id)
+        .bind(counts)
+        .execute(pool)
+        .await
+        .context("recording a finished pass")?;
+    Ok(())
+}
+
+pub(crate) async fn count_present(pool: &SqlitePool, object: &str) -> Result<i64, StoreError> {
+    sqlx::query_scalar("SELECT count(*) FROM twenty_records WHERE object = ?1 AND destroyed_at IS NULL")
+        .bind(object)
+        .fetch_one(pool)
+        .await
+        .context("counting rows")
+}
+
+pub(crate) async fn destroy_candidates(
+    pool: &SqlitePool,
+    object: &str,
+    written_before: DateTime<Utc>,
+) -> Result<Vec<String>, StoreError> {
+    sqlx::query_scalar(
+        "SELECT id FROM twenty_records WHERE object = ?1 AND destroyed_at IS NULL AND synced_at < ?2",
+    )
+    .bind(object)
+    .bind(format_timestamp(written_before))
+    .fetch_all(pool)
+    .await
+    .context("listing rows a sweep may destroy")
+}
+
+pub(crate) async fn mark_destroyed(
+    pool: &SqlitePool,
+    object: &str,
+    ids: &[String],
+    destroyed_at: DateTime<Utc>,
+    written_before: DateTime<Utc>,
+    run_id: i64,
+) -> Result<u64, StoreError> {
+    let mut marked = 0;
+    for chunk in ids.chunks(DESTROY_CHUNK) {
+        let ids = serde_json::to_string(chunk).map_err(|e| StoreError::Corrupt(format!("ids: {e}")))?;
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.context("starting a write transaction")?;
+        let result = sqlx::query(
+            "UPDATE twenty_records \
+             SET destroyed_at = ?2, source = 'reconcile', synced_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
+             WHERE object = ?1 AND destroyed_at IS NULL AND synced_at < ?3 \
+               AND id IN (SELECT value FROM json_each(?4))",
+        )
+        .bind(object)
+        .bind(format_timestamp(destroyed_at))
+        .bind(format_timestamp(written_before))
+        .bind(ids)
+        .execute(&mut *tx)
+        .await
+        .context("marking rows destroyed")?;
+        add_to_run(&mut tx, run_id, Counts::of_sweep(result.rows_affected())).await?;
+        tx.commit().await.context("committing tombstones")?;
+        marked += result.rows_affected();
+    }
+    Ok(marked)
+}
+
+pub(crate) async fn create_run(
+    pool: &SqlitePool,
+    trigger: Trigger,
+    mode: Mode,
+    objects: &[String],
+    started_at: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    let objects = serde_json::to_string(objects).map_err(|e| StoreError::Corrupt(format!("objects: {e}")))?;
+    sqlx::query_scalar(
+        "INSERT INTO sync_runs (trigger, mode, objects, started_at, status) VALUES (?1, ?2, ?3, ?4, 'running') \
+         RETURNING id",
+    )
+    .bind(trigger.as_str())
+    .bind(mode.as_str())
+    .bind(objects)
+    .bind(format_timestamp(started_at))
+    .fetch_one(pool)
+    .await
+    .context("recording a new run")
+}
+
+pub(crate) async fn set_run_objects(
+    pool: &SqlitePool,
+    run_id: i64,
+    objects: &[String],
+) -> Result<(), StoreError> {
+    let objects = serde_json::to_string(objects).map_err(|e| StoreError::Corrupt(format!("objects: {e}")))?;
+    sqlx::query("UPDATE sync_runs SET objects = ?2 WHERE id = ?1")
+        .bind(run_id)
+        .bind(objects)
+        .execute(pool)
+        .await
+        .context("recording a run's objects")?;
+    Ok(())
+}
+
+pub(crate) async fn finish_run(
+    pool: &SqlitePool,
+    run_id: i64,
+    status: RunStatus,
+    error: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE sync_runs SET status = ?2, error = ?3, ended_at = ?4 WHERE id = ?1")
+        .bind(run_id)
+        .bind(status.as_str())
+        .bind(error)
+        .bind(format_timestamp(at))
+        .execute(pool)
+        .await
+        .context("recording the end of a run")?;
+    Ok(())
+}
+
+pub(crate) async fn fail_abandoned_runs(pool: &SqlitePool, at: DateTime<Utc>) -> Result<u64, StoreError> {
+    let result = sqlx::query(
+        "UPDATE sync_runs SET status = 'failed', ended_at = ?1, \
+             error = 'the process running it stopped before it finished' \
+         WHERE status = 'running'",
+    )
+    .bind(format_timestamp(at))
+    .execute(pool)
+    .await
+    .context("closing abandoned runs")?;
+    Ok(result.rows_affected())
+}
+
+pub(crate) async fn running_run(pool: &SqlitePool) -> Result<Option<i64>, StoreError> {
+    sqlx::query_scalar("SELECT id FROM sync_runs WHERE status = 'running' ORDER BY id DESC LIMIT 1")
+        .fetch_optional(pool)
+        .await
+        .context("looking for a running run")
+}
+
+pub(crate) async fn runs(pool: &SqlitePool, id: Option<i64>, limit: i64) -> Result<Vec<RunRow>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, trigger, mode, objects, started_at, ended_at, status, error, \
+                fetched, inserted, updated, deleted, destroyed, unchanged, repaired \
+         FROM sync_runs WHERE ?1 IS NULL OR id = ?1 ORDER BY id DESC LIMIT ?2",
+    )
+    .bind(id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .context("reading runs")?;
+    rows.iter().map(run_row).collect()
+}
+
+fn run_row(row: &SqliteRow) -> Result<RunRow, StoreError> {
+    let text =
+        |column: &'static str| -> Result<String, StoreError> { row.try_get(column).context("reading a run") };
+    let objects = text("objects")?;
+    let count =
+        |column: &'static str| -> Result<i64, StoreError> { row.try_get(column).context("reading a count") };
+    Ok(RunRow {
+        id: row.try_get("id").context("reading a run id")?,
+        trigger: Trigger::parse(&text("trigger")?).ok_or_else(|| StoreError::Corrupt("trigger".into()))?,
+        mode: Mode::parse(&text("mode")?).ok_or_else(|| StoreError::Corrupt("mode".into()))?,
+        objects: serde_json::from_str(&objects).map_err(|e| StoreError::Corrupt(format!("objects: {e}")))?,
+        started_at: timestamp(row, "started_at")?.ok_or_else(|| StoreError::Corrupt("started_at".into()))?,
+        ended_at: timestamp(row, "ended_at")?,
+        status: RunStatus::parse(&text("status")?).ok_or_else(|| StoreError::Corrupt("status".into()))?,
+        error: row.try_get("error").context("reading a run's error")?,
+        counts: Counts {
+            fetched: count("fetched")?,
+            inserted: count("inserted")?,
+            updated: count("updated")?,
+            deleted: count("deleted")?,
+            destroyed: count("destroyed")?,
+            unchanged: count("unchanged")?,
+            repaired: count("repaired")?,
+        },
+    })
+}
+
+pub(crate) async fn object_counts(pool: &SqlitePool) -> Result<Vec<ObjectCounts>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT object, \
+                sum(deleted_at IS NULL AND destroyed_at IS NULL) AS live, \
+                sum(deleted_at IS NOT NULL AND destroyed_at IS NULL) AS soft_deleted, \
+                sum(destroyed_at IS NOT NULL) AS destroyed \
+         FROM twenty_records GROUP BY object ORDER BY object",
+    )
+    .fetch_all(pool)
+    .await
+    .context("counting rows per object")?;
+    let mut counts = rows
+        .iter()
+        .map(|row| {
+            Ok(ObjectCounts {
+                object: row.try_get("object").context("reading object")?,
+                live: row.try_get("live").context("reading live")?,
+                soft_deleted: row.try_get("soft_deleted").context("reading soft_deleted")?,
+                destroyed: row.try_get("destroyed").context("reading destroyed")?,
+                last_webhook_at: None,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let webhooks = sqlx::query(
+        "SELECT object, max(received_at) AS last FROM webhook_events WHERE object IS NOT NULL GROUP BY object",
+    )
+    .fetch_all(pool)
+    .await
+    .context("reading the last webhook per object")?;
+    for row in &webhooks {
+        let object: String = row.try_get("object").context("reading object")?;
+        let last = timestamp(row, "last")?;
+        match counts.iter_mut().find(|c| c.object == object) {
+            Some(c) => c.last_webhook_at = last,
+            None => counts.push(ObjectCounts { object, last_webhook_at: last, ..ObjectCounts::default() }),
+        }
+    }
+    Ok(counts)
+}
+
+pub(crate) async fn try_lease(pool: &SqlitePool, holder: &str) -> Result<Option<ReconcilerLock>, StoreError> {
+    let now = Utc::now();
+    let result = sqlx::query(
+        "INSERT INTO sync_lease (name, holder, expires_at) VALUES ('reconciler', ?1, ?2) \
+         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+         WHERE sync_lease.expires_at < ?3 OR sync_lease.holder = excluded.holder",
+    )
+    .bind(holder)
+    .bind(format_timestamp(now + LEASE_TTL))
+    .bind(format_timestamp(now))
+    .execute(pool)
+    .await
+    .context("taking the reconciler lease")?;
+    Ok((result.rows_affected() == 1).then(|| ReconcilerLock(LockKind::Sqlite { holder: holder.to_owned() })))
+}
+
+pub(crate) async fn renew_lease(pool: &SqlitePool, holder: &str) -> Result<(), StoreError> {
+    let result =
+        sqlx::query("UPDATE sync_lease SET expires_at = ?2 WHERE name = 'reconciler' AND holder = ?1")
+            .bind(holder)
+            .bind(format_timestamp(Utc::now() + LEASE_TTL))
+            .execute(pool)
+            .await
+            .context("renewing the reconciler lease")?;
+    if result.rows_affected() == 1 { Ok(()) } else { Err(StoreError::LockLost) }
+}
+
+pub(crate) async fn release_lease(pool: &SqlitePool, holder: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM sync_lease WHERE name = 'reconciler' AND holder = ?1")
+        .bind(holder)
+        .execute(pool)
+        .await
+        .context("releasing the reconciler lease")?;
+    Ok(())
+}

@@ -1,0 +1,486 @@
+//! One reconciler run: discover the objects, then per object a delta pass (what changed since the
+//! watermark) or a full pass (everything, then infer what was destroyed). Every page is applied
+//! through the apply rule, with its checkpoint, in one transaction.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::mirror::change::format_timestamp;
+use crate::mirror::sync::{
+    Counts, Mode, ObjectRow, PageWrite, ReconcilerLock, RunStatus, SyncState, Trigger,
+};
+use crate::mirror::{Change, Source, Store, StoreError};
+use crate::twenty::client::{ClientError, ObjectMetadata, TwentyClient};
+
+/// Every record, live and soft-deleted: the filter has to mention `deletedAt` for Twenty to return
+/// soft-deleted records at all.
+const EVERY_RECORD: &str = "or(deletedAt[is]:NULL,deletedAt[is]:NOT_NULL)";
+
+/// Oldest first, so that the watermark can advance page by page; Twenty appends `id` as the
+/// tie-breaker, which keeps keyset paging stable.
+const ORDER: &str = "updatedAt[AscNullsFirst]";
+
+#[derive(Debug, Clone)]
+pub struct ReconcilerSettings {
+    /// δ: how far before the watermark a delta pass starts reading, for transactions that
+    /// committed late and for replica lag. Also the age below which a sweep never infers a destroy.
+    pub overlap: Duration,
+    /// The share of an object's rows a full pass may mark destroyed without `force`.
+    pub max_destroy_share: f64,
+    /// `TWENTY_OBJECTS`: the objects to mirror, by singular name; all discovered ones when `None`.
+    pub allowlist: Option<Vec<String>>,
+}
+
+/// What an operator or the schedule asks for.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub trigger: Trigger,
+    pub mode: Mode,
+    /// Objects to reconcile, by singular name; every mirrored object when empty.
+    pub objects: Vec<String>,
+    /// Report what would change without writing.
+    pub dry_run: bool,
+    /// Let a full pass destroy more than `max_destroy_share`.
+    pub force: bool,
+}
+
+impl RunRequest {
+    pub fn new(trigger: Trigger, mode: Mode) -> Self {
+        RunRequest { trigger, mode, objects: Vec::new(), dry_run: false, force: false }
+    }
+}
+
+/// What one object's pass did.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ObjectReport {
+    pub object: String,
+    pub mode: Mode,
+    pub counts: Counts,
+    /// Rows a full pass found missing in Twenty: marked destroyed, or only counted in a dry run
+    /// or when the circuit breaker refused.
+    pub missing: u64,
+}
+
+/// The end of a run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunOutcome {
+    /// The `sync_runs` row; `None` for a dry run, which records nothing.
+    pub run_id: Option<i64>,
+    pub status: RunStatus,
+    pub error: Option<String>,
+    pub counts: Counts,
+    pub objects: Vec<ObjectReport>,
+    /// Requests made to Twenty during the run.
+    pub requests: u64,
+}
+
+/// The answer to a request to start a run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Started {
+    /// A new run, going on in the background.
+    Began(i64),
+    /// Another run holds the lock; this is it, when the database knows it.
+    AlreadyRunning(Option<i64>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("another reconciler is running{}", .0.map(|id| format!(" (run {id})")).unwrap_or_default())]
+    AlreadyRunning(Option<i64>),
+    #[error(transparent)]
+    Twenty(#[from] ClientError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("unknown object {0:?}: it is not among the objects discovered in Twenty")]
+    UnknownObject(String),
+    #[error(
+        "refused to mark {missing} of {present} {object} rows destroyed ({share:.0}% > the {limit:.0}% allowed \
+         by RECONCILE_MAX_DESTROY_SHARE); if Twenty really lost them, run a full pass with --force"
+    )]
+    TooManyMissing { object: String, missing: u64, present: i64, share: f64, limit: f64 },
+    #[error("stopped by shutdown before it finished")]
+    Cancelled,
+}
+
+/// Progress of a run, for a terminal.
+#[derive(Debug, Clone)]
+pub struct Progress<'a> {
+    pub object: &'a str,
+    pub mode: Mode,
+    pub fetched: i64,
+    pub total: Option<u64>,
+    pub requests: u64,
+}
+
+pub type ProgressFn = Arc<dyn Fn(&Progress<'_>) + Send + Sync>;
+
+/// The reconciler: a Twenty client, the store, and the rules of a run.
+#[derive(Clone)]
+pub struct Reconciler {
+    store: Store,
+    client: TwentyClient,
+    settings: ReconcilerSettings,
+    /// Who holds the SQLite lease: unique per process.
+    holder: String,
+    shutdown: CancellationToken,
+    progress: Option<ProgressFn>,
+}
+
+impl Reconciler {
+    pub fn new(
+        store: Store,
+        client: TwentyClient,
+        settings: ReconcilerSettings,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let holder = format!("pid {} at {}", std::process::id(), format_timestamp(Utc::now()));
+        Reconciler { store, client, settings, holder, shutdown, progress: None }
+    }
+
+    /// Reports each page to `progress` (the CLI draws a progress line with it).
+    pub fn with_progress(mut self, progress: ProgressFn) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    pub fn client(&self) -> &TwentyClient {
+        &self.client
+    }
+
+    /// Runs once, to the end, in the caller's task.
+    pub async fn reconcile_once(&self, request: RunRequest) -> Result<RunOutcome, ReconcileError> {
+        let active = self.begin(&request).await?;
+        Ok(self.execute(active, &request).await)
+    }
+
+    /// Starts a run in the background (tracked by `tasks`, so shutdown waits for it) and answers
+    /// with its id, or with the run already going on.
+    pub async fn start(&self, request: RunRequest, tasks: &TaskTracker) -> Result<Started, ReconcileError> {
+        let active = match self.begin(&request).await {
+            Ok(active) => active,
+            Err(ReconcileError::AlreadyRunning(id)) => return Ok(Started::AlreadyRunning(id)),
+            Err(error) => return Err(error),
+        };
+        let id = active.run_id.unwrap_or_default();
+        let reconciler = self.clone();
+        tasks.spawn(async move {
+            reconciler.execute(active, &request).await;
+        });
+        Ok(Started::Began(id))
+    }
+
+    /// Takes the lock and records the run. A dry run writes nothing, so it takes no lock either.
+    async fn begin(&self, request: &RunRequest) -> Result<ActiveRun, ReconcileError> {
+        if request.dry_run {
+            return Ok(ActiveRun { lock: None, run_id: None });
+        }
+        let Some(lock) = self.store.try_lock_reconciler(&self.holder).await? else {
+            return Err(ReconcileError::AlreadyRunning(self.store.running_run().await?));
+        };
+        let started_at = Utc::now();
+        let abandoned = self.store.fail_abandoned_runs(started_at).await?;
+        if abandoned > 0 {
+            tracing::warn!(abandoned, "closed runs left running by a process that stopped");
+        }
+        let run_id =
+            self.store.create_run(request.trigger, request.mode, &request.objects, started_at).await?;
+        Ok(ActiveRun { lock: Some(lock), run_id: Some(run_id) })
+    }
+
+    /// Runs the passes and records how the run ended; never fails, the outcome says how it went.
+    async fn execute(&self, active: ActiveRun, request: &RunRequest) -> RunOutcome {
+        let span = tracing::info_span!(
+            "reconcile",
+            run_id = active.run_id,
+            mode = request.mode.as_str(),
+            trigger = request.trigger.as_str(),
+            dry_run = request.dry_run
+        );
+        let _entered = span.enter();
+        let requests_before = self.client.stats().total_requests();
+        let mut reports = Vec::new();
+        let result = self.passes(&active, request, &mut reports).await;
+        let mut counts = Counts::default();
+        for report in &reports {
+            counts.add(report.counts);
+        }
+        let (status, error) = match &result {
+            Ok(()) => (RunStatus::Succeeded, None),
+            Err(error) => (RunStatus::Failed, Some(error.to_string())),
+        };
+        if let Some(run_id) = active.run_id
+            && let Err(e) = self.store.finish_run(run_id, status, error.as_deref(), Utc::now()).await
+        {
+            tracing::error!(error = %e, "could not record the end of the run");
+        }
+        if let Some(lock) = active.lock
+            && let Err(e) = self.store.unlock_reconciler(lock).await
+        {
+            tracing::warn!(error = %e, "could not release the reconciler lock; it expires on its own");
+        }
+        match &error {
+            None => tracing::info!(?counts, "run succeeded"),
+            Some(error) => tracing::error!(%error, ?counts, "run failed"),
+        }
+        RunOutcome {
+            run_id: active.run_id,
+            status,
+            error,
+            counts,
+            objects: reports,
+            requests: self.client.stats().total_requests().saturating_sub(requests_before),
+        }
+    }
+
+    async fn passes(
+        &self,
+        active: &ActiveRun,
+        request: &RunRequest,
+        reports: &mut Vec<ObjectReport>,
+    ) -> Result<(), ReconcileError> {
+        let objects = self.objects_to_sync(request).await?;
+        let names: Vec<String> = objects.iter().map(|o| o.name_singular.clone()).collect();
+        if let Some(run_id) = active.run_id {
+            self.store.set_run_objects(run_id, &names).await?;
+        }
+        let states: HashMap<String, SyncState> =
+            self.store.sync_states().await?.into_iter().map(|s| (s.object.clone(), s)).collect();
+        // A refused destroy stops that object's sweep, not the other objects' passes.
+        let mut refusal = None;
+        for object in &objects {
+            let watermark = states.get(&object.name_singular).and_then(|s| s.watermark);
+            let mode = match (request.mode, watermark) {
+                (Mode::Delta, Some(_)) => Mode::Delta,
+                _ => Mode::Full,
+            };
+            let span = tracing::info_span!("object", object = %object.name_singular, mode = mode.as_str());
+            let _entered = span.enter();
+            let pass = Pass { reconciler: self, active, request, object, mode };
+            // Counts are kept as pages commit, so that a pass that fails still reports its part.
+            let mut counts = Counts::default();
+            let result = match mode {
+                Mode::Delta => pass.delta(watermark.unwrap_or_default(), &mut counts).await,
+                Mode::Full => pass.full(&mut counts).await,
+            };
+            let missing = match &result {
+                Ok(missing) => *missing,
+                Err(ReconcileError::TooManyMissing { missing, .. }) => *missing,
+                Err(_) => 0,
+            };
+            reports.push(ObjectReport { object: object.name_singular.clone(), mode, counts, missing });
+            match result {
+                Ok(_) => {}
+                Err(refused @ ReconcileError::TooManyMissing { .. }) => {
+                    tracing::error!(error = %refused, "refused a mass destroy");
+                    refusal = Some(refused);
+                    continue;
+                }
+                Err(error) => return Err(error),
+            }
+            tracing::info!(?counts, missing, "pass complete");
+            if let Some(run_id) = active.run_id {
+                self.store.finish_pass(&object.name_singular, mode, run_id, counts, Utc::now()).await?;
+            }
+        }
+        refusal.map_or(Ok(()), Err)
+    }
+
+    /// The objects of this run. Discovery runs on a full pass, or when nothing was discovered yet;
+    /// a delta pass otherwise uses what is stored, so that it costs one request per object.
+    async fn objects_to_sync(&self, request: &RunRequest) -> Result<Vec<ObjectRow>, ReconcileError> {
+        let mut known = self.store.objects().await?;
+        if request.mode == Mode::Full || known.is_empty() {
+            let discovered = self.client.objects().await?;
+            known = discovered.into_iter().map(|o| self.object_row(o)).collect();
+            if !request.dry_run {
+                self.store.save_objects(&known, Utc::now()).await?;
+            }
+        }
+        if request.objects.is_empty() {
+            return Ok(known.into_iter().filter(|o| o.mirrored).collect());
+        }
+        request
+            .objects
+            .iter()
+            .map(|name| {
+                known
+                    .iter()
+                    .find(|o| &o.name_singular == name && o.mirrored)
+                    .cloned()
+                    .ok_or_else(|| ReconcileError::UnknownObject(name.clone()))
+            })
+            .collect()
+    }
+
+    fn object_row(&self, o: ObjectMetadata) -> ObjectRow {
+        let allowed = self.settings.allowlist.as_ref().is_none_or(|names| names.contains(&o.name_singular));
+        ObjectRow {
+            mirrored: o.is_mirrored_by_default() && allowed,
+            name_singular: o.name_singular,
+            name_plural: o.name_plural,
+            label_singular: o.label_singular,
+            label_plural: o.label_plural,
+            metadata_id: o.id,
+            is_custom: o.is_custom,
+            fields: o.fields,
+        }
+    }
+}
+
+struct ActiveRun {
+    lock: Option<ReconcilerLock>,
+    run_id: Option<i64>,
+}
+
+/// One object's pass within a run.
+struct Pass<'a> {
+    reconciler: &'a Reconciler,
+    active: &'a ActiveRun,
+    request: &'a RunRequest,
+    object: &'a ObjectRow,
+    mode: Mode,
+}
+
+impl Pass<'_> {
+    /// What changed since the watermark, minus the overlap: `updatedAt` catches updates, soft
+    /// deletes and restores (they all move it); `deletedAt` is there so Twenty returns soft-deleted
+    /// records at all.
+    async fn delta(&self, watermark: DateTime<Utc>, counts: &mut Counts) -> Result<u64, ReconcileError> {
+        let overlap = chrono::Duration::from_std(self.reconciler.settings.overlap).unwrap_or_default();
+        let since = format_timestamp(watermark - overlap);
+        let filter = format!("or(updatedAt[gte]:\"{since}\",deletedAt[gte]:\"{since}\")");
+        self.read_all(&filter, None, counts).await?;
+        Ok(0)
+    }
+
+    /// Every record; then the rows Twenty no longer has are marked destroyed, if the sweep
+    /// completed and the circuit breaker allows it. Answers how many rows were missing.
+    async fn full(&self, counts: &mut Counts) -> Result<u64, ReconcileError> {
+        let store = &self.reconciler.store;
+        let object = self.object.name_singular.as_str();
+        let sweep_started = Utc::now();
+        let present_before = store.count_present(object).await?;
+        let mut seen = SeenIds::default();
+        self.read_all(EVERY_RECORD, Some(&mut seen), counts).await?;
+
+        // A row written less than the overlap before the sweep began may belong to a record that
+        // Twenty had not made readable yet: never a candidate.
+        let overlap = chrono::Duration::from_std(self.reconciler.settings.overlap).unwrap_or_default();
+        let written_before = sweep_started - overlap;
+        let missing: Vec<String> = store
+            .destroy_candidates(object, written_before)
+            .await?
+            .into_iter()
+            .filter(|id| !seen.contains(id))
+            .collect();
+        if missing.is_empty() {
+            return Ok(0);
+        }
+        let limit = self.reconciler.settings.max_destroy_share;
+        let share = missing.len() as f64 / present_before.max(1) as f64;
+        if share > limit && !self.request.force {
+            return Err(ReconcileError::TooManyMissing {
+                object: object.to_owned(),
+                missing: missing.len() as u64,
+                present: present_before,
+                share: share * 100.0,
+                limit: limit * 100.0,
+            });
+        }
+        let Some(run_id) = self.active.run_id else {
+            return Ok(missing.len() as u64); // a dry run only reports them
+        };
+        let destroyed = store.mark_destroyed(object, &missing, sweep_started, written_before, run_id).await?;
+        counts.add(Counts::of_sweep(destroyed));
+        Ok(missing.len() as u64)
+    }
+
+    /// Pages through `filter`, applying each page with its checkpoint, until the last page.
+    async fn read_all(
+        &self,
+        filter: &str,
+        mut seen: Option<&mut SeenIds>,
+        counts: &mut Counts,
+    ) -> Result<(), ReconcileError> {
+        let reconciler = self.reconciler;
+        let object = self.object.name_singular.as_str();
+        let mut cursor: Option<String> = None;
+        loop {
+            if reconciler.shutdown.is_cancelled() {
+                return Err(ReconcileError::Cancelled);
+            }
+            let page = reconciler
+                .client
+                .list_page(&self.object.name_plural, Some(filter), Some(ORDER), cursor.as_deref())
+                .await?;
+            let changes: Vec<Change> = page
+                .records
+                .iter()
+                .filter_map(|record| match Change::upsert(object, record, Source::Reconcile) {
+                    Ok(change) => Some(change),
+                    Err(error) => {
+                        tracing::warn!(%error, "skipped a record Twenty returned without what the mirror needs");
+                        None
+                    }
+                })
+                .collect();
+            if let Some(seen) = seen.as_deref_mut() {
+                for change in &changes {
+                    seen.insert(&change.id);
+                }
+            }
+            let write = PageWrite {
+                object,
+                changes: &changes,
+                watermark: changes.iter().map(|c| c.updated_at).max(),
+                run_id: self.active.run_id,
+            };
+            let outcomes = reconciler.store.apply_page(&write).await?;
+            counts.add(Counts::of_page(&changes, &outcomes));
+            if let Some(lock) = &self.active.lock {
+                reconciler.store.renew_reconciler_lock(lock).await?;
+            }
+            if let Some(progress) = &reconciler.progress {
+                progress(&Progress {
+                    object,
+                    mode: self.mode,
+                    fetched: counts.fetched,
+                    total: page.total_count,
+                    requests: reconciler.client.stats().total_requests(),
+                });
+            }
+            match page.end_cursor {
+                Some(next) if page.has_next_page => cursor = Some(next),
+                _ => return Ok(()),
+            }
+        }
+    }
+}
+
+/// The ids a sweep has seen, 16 bytes each whatever their length, so that an object of a million
+/// records costs tens of megabytes at most, not the records themselves.
+#[derive(Default)]
+struct SeenIds(HashSet<u128>);
+
+impl SeenIds {
+    fn key(id: &str) -> u128 {
+        let digest = Sha256::digest(id.as_bytes());
+        let mut bytes = [0_u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        u128::from_le_bytes(bytes)
+    }
+
+    fn insert(&mut self, id: &str) {
+        self.0.insert(Self::key(id));
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        self.0.contains(&Self::key(id))
+    }
+}

@@ -1,0 +1,138 @@
+//! What operators see: per object, the rows the mirror holds, the last webhook, the reconciler's
+//! position and how stale the object is. Shared by `twenty-mirror status` and `GET /admin/status`.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::mirror::sync::{Counts, RunRow};
+use crate::mirror::{Store, StoreError};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    pub generated_at: DateTime<Utc>,
+    /// The run going on now, if any.
+    pub running_run: Option<i64>,
+    /// The newest run, finished or not.
+    pub last_run: Option<RunRow>,
+    pub objects: Vec<ObjectStatus>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ObjectStatus {
+    pub object: String,
+    /// Discovered in Twenty and chosen for mirroring (false for objects known only from webhooks).
+    pub mirrored: bool,
+    pub live: i64,
+    pub soft_deleted: i64,
+    pub destroyed: i64,
+    pub last_webhook_at: Option<DateTime<Utc>>,
+    pub watermark: Option<DateTime<Utc>>,
+    pub last_delta_at: Option<DateTime<Utc>>,
+    pub last_full_at: Option<DateTime<Utc>>,
+    /// Seconds since the last complete reconcile pass; null when it was never reconciled.
+    pub stale_seconds: Option<i64>,
+    pub last_run_id: Option<i64>,
+    /// The counts of the object's last complete pass.
+    pub last_counts: Option<Counts>,
+}
+
+pub async fn status(store: &Store, now: DateTime<Utc>) -> Result<StatusReport, StoreError> {
+    let mut objects: Vec<ObjectStatus> = store
+        .objects()
+        .await?
+        .into_iter()
+        .map(|o| ObjectStatus { object: o.name_singular, mirrored: o.mirrored, ..ObjectStatus::default() })
+        .collect();
+    fn entry<'a>(objects: &'a mut Vec<ObjectStatus>, name: &str) -> &'a mut ObjectStatus {
+        match objects.iter().position(|o| o.object == name) {
+            Some(i) => &mut objects[i],
+            None => {
+                objects.push(ObjectStatus { object: name.to_owned(), ..ObjectStatus::default() });
+                objects.last_mut().expect("just pushed")
+            }
+        }
+    }
+    for counts in store.object_counts().await? {
+        let o = entry(&mut objects, &counts.object);
+        o.live = counts.live;
+        o.soft_deleted = counts.soft_deleted;
+        o.destroyed = counts.destroyed;
+        o.last_webhook_at = counts.last_webhook_at;
+    }
+    for state in store.sync_states().await? {
+        let o = entry(&mut objects, &state.object);
+        o.watermark = state.watermark;
+        o.last_delta_at = state.last_delta_at;
+        o.last_full_at = state.last_full_at;
+        o.stale_seconds = state.last_delta_at.max(state.last_full_at).map(|at| (now - at).num_seconds());
+        o.last_run_id = state.last_run_id;
+        o.last_counts = state.last_counts;
+    }
+    objects.sort_by(|a, b| a.object.cmp(&b.object));
+    Ok(StatusReport {
+        generated_at: now,
+        running_run: store.running_run().await?,
+        last_run: store.runs(1).await?.into_iter().next(),
+        objects,
+    })
+}
+
+impl StatusReport {
+    /// A table for a terminal.
+    pub fn to_table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{:<24} {:>8} {:>8} {:>9} {:>9} {:<24} {:<24} {:>8}",
+            "OBJECT", "LIVE", "DELETED", "DESTROYED", "REPAIRED", "LAST WEBHOOK", "WATERMARK", "STALE"
+        );
+        for o in &self.objects {
+            let name = if o.mirrored { o.object.clone() } else { format!("{} (not mirrored)", o.object) };
+            let _ = writeln!(
+                out,
+                "{:<24} {:>8} {:>8} {:>9} {:>9} {:<24} {:<24} {:>8}",
+                name,
+                o.live,
+                o.soft_deleted,
+                o.destroyed,
+                o.last_counts.map_or("-".to_owned(), |c| c.repaired.to_string()),
+                time(o.last_webhook_at),
+                time(o.watermark),
+                o.stale_seconds.map_or("never".to_owned(), human_seconds),
+            );
+        }
+        match &self.last_run {
+            Some(run) => {
+                let _ = writeln!(
+                    out,
+                    "\nlast run {}: {} {} {}, started {}{}; fetched {}, repaired {}",
+                    run.id,
+                    run.trigger.as_str(),
+                    run.mode.as_str(),
+                    run.status.as_str(),
+                    time(Some(run.started_at)),
+                    run.error.as_deref().map(|e| format!(", error: {e}")).unwrap_or_default(),
+                    run.counts.fetched,
+                    run.counts.repaired,
+                );
+            }
+            None => out.push_str("\nno reconcile has run yet\n"),
+        }
+        out
+    }
+}
+
+fn time(at: Option<DateTime<Utc>>) -> String {
+    at.map_or("-".to_owned(), |at| at.format("%Y-%m-%d %H:%M:%SZ").to_string())
+}
+
+fn human_seconds(seconds: i64) -> String {
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7_200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3_600),
+        s => format!("{}d", s / 86_400),
+    }
+}
