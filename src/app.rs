@@ -2,6 +2,7 @@
 //! together and stopped together.
 
 use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{App, HttpServer, web};
@@ -16,6 +17,7 @@ use crate::clock::Clock;
 use crate::config::{ReconcileSettings, Settings, TwentyApiSettings};
 use crate::http::admin::AdminToken;
 use crate::http::{self, AppState};
+use crate::metrics::Metrics;
 use crate::mirror::Store;
 use crate::mirror::writer::{self, Writer};
 use crate::sync::scheduler::{self, Schedule};
@@ -68,8 +70,12 @@ impl Application {
         let writer_stop = CancellationToken::new();
         let (writer, writer_task) =
             Writer::start(store.clone(), writer::slots_for(&store), writer_stop.clone());
+        let metrics = Arc::new(Metrics::default());
         let reconciler = match &settings.twenty_api {
-            Some(api) => Some(build_reconciler(&store, api, &settings.reconcile, shutdown.clone())?),
+            Some(api) => Some(
+                build_reconciler(&store, api, &settings.reconcile, shutdown.clone())?
+                    .with_metrics(metrics.clone()),
+            ),
             None => {
                 tracing::warn!(
                     "TWENTY_API_KEY is not set: the reconciler is off, the mirror follows webhooks only"
@@ -90,6 +96,7 @@ impl Application {
             reconciler: reconciler.clone(),
             admin_token: settings.admin_token.as_ref().map(AdminToken::new),
             tasks: background.clone(),
+            metrics: metrics.clone(),
         });
 
         let address = SocketAddr::new(settings.host, settings.port);
@@ -111,6 +118,15 @@ impl Application {
         .run();
 
         background.spawn(prune_events(store.clone(), settings.event_retention, shutdown.clone()));
+        // Checks the webhook subscription in Twenty without delaying start: a warning names what is wrong.
+        if let (Some(public_url), Some(reconciler)) = (&settings.public_url, &reconciler) {
+            background.spawn(crate::subscription::check_at_start(
+                reconciler.client().clone(),
+                public_url.clone(),
+                webhook.secrets.clone(),
+                shutdown.clone(),
+            ));
+        }
         if let Some(reconciler) = reconciler {
             let schedule = Schedule {
                 delta_every: settings.reconcile.delta_every,

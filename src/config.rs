@@ -27,6 +27,9 @@ pub struct Settings {
     pub reconcile: ReconcileSettings,
     /// Bearer token for `/admin/*`; those routes answer 403 without it.
     pub admin_token: Option<SecretString>,
+    /// `PUBLIC_URL`: the service's public base URL (or its full webhook URL), for checking the
+    /// webhook subscription in Twenty at start; see `subscription::webhook_url`.
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -206,6 +209,13 @@ impl Settings {
                 .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()),
         };
 
+        let public_url = get("PUBLIC_URL");
+        if let Some(url) = &public_url {
+            crate::subscription::webhook_url(url).map_err(|e| {
+                ConfigError::new("PUBLIC_URL", format!("{e}; expected the service's base URL, https://HOST"))
+            })?;
+        }
+
         Ok(Settings {
             database_url: DatabaseUrl::new(database_url),
             host,
@@ -216,6 +226,7 @@ impl Settings {
             twenty_api,
             reconcile,
             admin_token: get("ADMIN_TOKEN").map(SecretString::from),
+            public_url,
         })
     }
 }
@@ -411,6 +422,18 @@ mod tests {
         assert_eq!(parse_size("512KiB").unwrap(), 524_288);
         assert_eq!(parse_size("1MB").unwrap(), 1_000_000);
         assert_eq!(parse_size("4096").unwrap(), 4096);
+    }
+
+    #[test]
+    fn public_url_is_optional_and_must_be_http() {
+        assert_eq!(settings(&[]).unwrap().public_url, None);
+        let s = settings(&[("PUBLIC_URL", " https://mirror.example.com ")]).unwrap();
+        assert_eq!(s.public_url.as_deref(), Some("https://mirror.example.com"));
+        for bad in ["mirror.example.com", "ftp://mirror.example.com", "https://"] {
+            let err = settings(&[("PUBLIC_URL", bad)]).expect_err(bad);
+            assert_eq!(err.variable, "PUBLIC_URL");
+            assert!(err.to_string().contains("PUBLIC_URL"), "{err}");
+        }
     }
 
     #[test]

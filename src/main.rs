@@ -4,11 +4,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use twenty_mirror::app::build_reconciler;
-use twenty_mirror::config::Settings;
+use twenty_mirror::config::{Settings, parse_duration};
 use twenty_mirror::mirror::Store;
 use twenty_mirror::mirror::sync::{Mode, RunStatus, Trigger};
 use twenty_mirror::sync::reconciler::{Progress, ReconcileError, RunOutcome, RunRequest};
@@ -52,6 +52,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Create, update or verify the webhook subscription in Twenty that feeds this service (needs
+    /// TWENTY_API_URL and TWENTY_API_KEY).
+    Webhook {
+        #[command(subcommand)]
+        command: WebhookCommand,
+    },
+    /// Re-apply stored deliveries through the apply rule (after a fix, or into an emptied mirror).
+    Replay {
+        /// Deliveries received since this time: RFC 3339 (2026-09-21T10:00:00Z) or a duration ago (24h).
+        #[arg(long, value_name = "TIME", value_parser = parse_since)]
+        since: DateTime<Utc>,
+        /// Only this object's deliveries (singular name).
+        #[arg(long, value_name = "NAME")]
+        object: Option<String>,
+    },
 }
 
 /// Exit codes: settings errors are 2 (as a usage error), a run that another reconciler holds is 3.
@@ -78,6 +93,8 @@ async fn main() -> ExitCode {
             reconcile(settings, request).await
         }
         Command::Status { json } => show_status(settings, json).await,
+        Command::Webhook { command } => webhook(settings, command).await,
+        Command::Replay { since, object } => replay(settings, since, object).await,
     };
     match result {
         Ok(code) => code,
@@ -202,4 +219,93 @@ async fn show_status(settings: Settings, json: bool) -> anyhow::Result<ExitCode>
         print!("{}", report.to_table());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--since`: an RFC 3339 time, or a duration meaning that long ago.
+fn parse_since(value: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(value) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    let ago = parse_duration(value)
+        .map_err(|_| format!("{value:?}: expected an RFC 3339 time or a duration such as 24h"))?;
+    chrono::Duration::from_std(ago).map(|ago| Utc::now() - ago).map_err(|e| e.to_string())
+}
+
+async fn replay(
+    settings: Settings,
+    since: DateTime<Utc>,
+    object: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let store = open_store(&settings).await?;
+    let report =
+        twenty_mirror::replay::replay(&store, since, object.as_deref()).await.context("replaying")?;
+    store.close().await;
+    println!("replayed {} deliveries received since {}", report.deliveries, since.to_rfc3339());
+    for (outcome, n) in &report.outcomes {
+        println!("  {outcome:<10} {n}");
+    }
+    for failure in &report.failures {
+        println!("  still failing: {failure}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand)]
+enum WebhookCommand {
+    /// Subscribe URL to every record event and print the secret to set as TWENTY_WEBHOOK_SECRET.
+    ///
+    /// The subscription gets the five record events (*.created, *.updated, *.deleted, *.restored,
+    /// *.destroyed) and a fresh secret, printed once. A subscription that already points at URL is
+    /// updated (its secret replaced) rather than duplicated.
+    Register {
+        /// The service's webhook URL, https://HOST/webhooks/twenty; a base URL (https://HOST) gets
+        /// /webhooks/twenty appended, any other path is kept.
+        #[arg(long, value_name = "URL", env = "PUBLIC_URL")]
+        url: String,
+        /// Sign with this secret (e.g. the one already in TWENTY_WEBHOOK_SECRET) instead of 32
+        /// random bytes from the operating system, hex-encoded.
+        #[arg(long, value_name = "SECRET")]
+        secret: Option<String>,
+    },
+    /// Verify the subscription for URL; exit 1 when it is missing, unsigned or misses events.
+    ///
+    /// Passes when a subscription points at URL, has a secret (one of TWENTY_WEBHOOK_SECRET, when
+    /// that is set) and sends every record event.
+    Check {
+        /// The service's webhook URL, as for register.
+        #[arg(long, value_name = "URL", env = "PUBLIC_URL")]
+        url: String,
+    },
+}
+
+async fn webhook(settings: Settings, command: WebhookCommand) -> anyhow::Result<ExitCode> {
+    use twenty_mirror::subscription;
+    use twenty_mirror::twenty::client::{ClientSettings, TwentyClient};
+
+    let Some(api) = &settings.twenty_api else {
+        eprintln!(
+            "twenty-mirror: `webhook` needs TWENTY_API_URL and TWENTY_API_KEY (a key from Twenty's \
+             Settings → APIs & Webhooks)"
+        );
+        return Ok(ExitCode::from(EXIT_SETTINGS));
+    };
+    let client = TwentyClient::new(ClientSettings {
+        rate_limits: api.rate_limits.clone(),
+        ..ClientSettings::new(api.base_url.clone(), api.api_key.clone())
+    })
+    .context("building the Twenty client")?;
+    match command {
+        WebhookCommand::Register { url, secret } => {
+            let secret = secret.map(secrecy::SecretString::from);
+            let registered = subscription::register(&client, &url, secret).await?;
+            print!("{}", registered.to_text());
+            Ok(ExitCode::SUCCESS)
+        }
+        WebhookCommand::Check { url } => {
+            let mut report = subscription::check(&client, &url).await?;
+            report.compare_secrets(&settings.webhook.secrets);
+            print!("{report}");
+            Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+    }
 }

@@ -2,7 +2,10 @@
 
 pub mod admin;
 mod health;
+mod metrics;
 mod webhooks;
+
+use std::sync::Arc;
 
 use actix_web::web;
 use tokio_util::task::TaskTracker;
@@ -24,6 +27,7 @@ pub struct AppState {
     pub admin_token: Option<admin::AdminToken>,
     /// Runs started from `/admin/reconcile`; shutdown waits for them to stop between pages.
     pub tasks: TaskTracker,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 pub fn routes(config: &mut web::ServiceConfig) {
@@ -34,5 +38,6 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/admin/reconcile", web::post().to(admin::reconcile))
         .route("/admin/runs", web::get().to(admin::runs))
         .route("/admin/runs/{id}", web::get().to(admin::run))
-        .route("/admin/status", web::get().to(admin::status_report));
+        .route("/admin/status", web::get().to(admin::status_report))
+        .route("/metrics", web::get().to(metrics::metrics));
 }

@@ -1,7 +1,7 @@
 //! `POST /webhooks/twenty`: verify the raw bytes, parse, apply through the group-commit writer, and
 //! answer 2xx only once the change is committed.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::AppState;
 use crate::mirror::writer::WriteError;
-use crate::mirror::{Disposition, EventOutcome};
+use crate::mirror::{Delivery, Disposition, EventOutcome};
 use crate::twenty::signature::{self, Refusal, SignatureHeaders};
 use crate::twenty::webhook::parse_delivery;
 
@@ -56,15 +56,18 @@ pub async fn receive(
     };
     if let Err(refusal) = signature::verify(&state.signature_policy, headers, &body, state.clock.now()) {
         tracing::warn!(reason = refusal.reason(), "refused a webhook delivery");
+        state.metrics.refused(refusal.reason());
         return Err(WebhookError::Refused(refusal));
     }
 
+    let received = Instant::now();
     let delivery = parse_delivery(&body, Utc::now());
     let malformed = match &delivery.disposition {
         Disposition::Fail(why) => Some(why.clone()),
         _ => None,
     };
     let event_name = delivery.event_name.clone().unwrap_or_default();
+    let (object, action) = metric_labels(&delivery);
     let outcome = match tokio::time::timeout(COMMIT_DEADLINE, state.writer.submit(delivery)).await {
         Ok(Ok(outcome)) => outcome,
         Ok(Err(WriteError::Store(error))) if !error.is_unavailable() => {
@@ -80,6 +83,8 @@ pub async fn receive(
             return Err(WebhookError::Unavailable);
         }
     };
+    state.metrics.apply_latency(received.elapsed());
+    state.metrics.delivery(&object, &action, outcome.as_str());
     if let Some(why) = malformed {
         tracing::warn!(event = %event_name, reason = %why, "kept a malformed delivery as failed");
         return Err(WebhookError::Malformed(why));
@@ -91,6 +96,19 @@ pub async fn receive(
 #[derive(serde::Serialize)]
 struct Acknowledgement {
     outcome: EventOutcome,
+}
+
+/// The object and the event's action, as metric labels: `metadata` for schema events, `-` where
+/// the delivery did not say.
+fn metric_labels(delivery: &Delivery) -> (String, String) {
+    let name = delivery.event_name.as_deref().unwrap_or("-");
+    if name.starts_with("metadata.") {
+        return ("-".to_owned(), "metadata".to_owned());
+    }
+    match name.split_once('.') {
+        Some((object, action)) => (object.to_owned(), action.to_owned()),
+        None => ("-".to_owned(), name.to_owned()),
+    }
 }
 
 fn header<'a>(request: &'a HttpRequest, name: &str) -> Option<&'a str> {

@@ -284,6 +284,21 @@ impl Store {
         }
     }
 
+    /// Deliveries received at or after `since` (of one object, if given) with an id above
+    /// `after_id`, oldest first: the pages a replay walks through.
+    pub async fn events_since(
+        &self,
+        since: DateTime<Utc>,
+        object: Option<&str>,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        match self {
+            Store::Sqlite(pool) => sqlite::events_since(pool, since, object, after_id, limit).await,
+            Store::Postgres(pool) => postgres::events_since(pool, since, object, after_id, limit).await,
+        }
+    }
+
     /// The newest deliveries in the event log, newest first.
     pub async fn recent_events(&self, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
         match self {

@@ -158,6 +158,28 @@ pub(crate) enum LockKind {
     Sqlite { holder: String },
 }
 
+/// A new holder of the SQLite lease: `host/pid/n`, unique to one acquisition (two runs of one
+/// process must exclude each other too), and naming the process, so that a lease left by a process
+/// that died on this machine (killed mid-run) can be taken over at once instead of after its expiry.
+fn lease_holder() -> String {
+    static ACQUISITIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = ACQUISITIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}/{}/{}-{n}", hostname(), std::process::id(), Utc::now().timestamp_millis())
+}
+
+/// Whether `holder` names a process of this machine that no longer runs.
+pub(crate) fn holder_is_dead(holder: &str) -> bool {
+    let mut parts = holder.split('/');
+    let (Some(host), Some(pid)) = (parts.next(), parts.next()) else { return false };
+    host == hostname()
+        && pid != std::process::id().to_string()
+        && !std::path::Path::new("/proc").join(pid).exists()
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default()
+}
+
 impl Drop for ReconcilerLock {
     /// A lock dropped without `unlock_reconciler` (a failed or cancelled task) must not go back to
     /// the pool still holding the advisory lock: its connection is closed instead, ending the session.
@@ -335,10 +357,11 @@ impl Store {
         }
     }
 
-    /// Takes the single-runner lock, or answers `None` when another reconciler holds it.
-    pub async fn try_lock_reconciler(&self, holder: &str) -> Result<Option<ReconcilerLock>, StoreError> {
+    /// Takes the single-runner lock, or answers `None` when another run (of this process or another)
+    /// holds it.
+    pub async fn try_lock_reconciler(&self) -> Result<Option<ReconcilerLock>, StoreError> {
         match self {
-            Store::Sqlite(pool) => sqlite::sync::try_lease(pool, holder).await,
+            Store::Sqlite(pool) => sqlite::sync::try_lease(pool, &lease_holder()).await,
             Store::Postgres(pool) => postgres::sync::try_advisory_lock(pool).await,
         }
     }

@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
+use crate::metrics::Metrics;
 use crate::mirror::change::format_timestamp;
 use crate::mirror::sync::{
     Counts, Mode, ObjectRow, PageWrite, ReconcilerLock, RunStatus, SyncState, Trigger,
@@ -126,10 +128,9 @@ pub struct Reconciler {
     store: Store,
     client: TwentyClient,
     settings: ReconcilerSettings,
-    /// Who holds the SQLite lease: unique per process.
-    holder: String,
     shutdown: CancellationToken,
     progress: Option<ProgressFn>,
+    metrics: Arc<Metrics>,
 }
 
 impl Reconciler {
@@ -139,8 +140,13 @@ impl Reconciler {
         settings: ReconcilerSettings,
         shutdown: CancellationToken,
     ) -> Self {
-        let holder = format!("pid {} at {}", std::process::id(), format_timestamp(Utc::now()));
-        Reconciler { store, client, settings, holder, shutdown, progress: None }
+        Reconciler { store, client, settings, shutdown, progress: None, metrics: Arc::default() }
+    }
+
+    /// Counts runs and pages into `metrics` (the server's `/metrics`).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Reports each page to `progress` (the CLI draws a progress line with it).
@@ -180,7 +186,7 @@ impl Reconciler {
         if request.dry_run {
             return Ok(ActiveRun { lock: None, run_id: None });
         }
-        let Some(lock) = self.store.try_lock_reconciler(&self.holder).await? else {
+        let Some(lock) = self.store.try_lock_reconciler().await? else {
             return Err(ReconcileError::AlreadyRunning(self.store.running_run().await?));
         };
         let started_at = Utc::now();
@@ -202,7 +208,10 @@ impl Reconciler {
             trigger = request.trigger.as_str(),
             dry_run = request.dry_run
         );
-        let _entered = span.enter();
+        self.execute_in_span(active, request).instrument(span).await
+    }
+
+    async fn execute_in_span(&self, active: ActiveRun, request: &RunRequest) -> RunOutcome {
         let requests_before = self.client.stats().total_requests();
         let mut reports = Vec::new();
         let result = self.passes(&active, request, &mut reports).await;
@@ -214,6 +223,9 @@ impl Reconciler {
             Ok(()) => (RunStatus::Succeeded, None),
             Err(error) => (RunStatus::Failed, Some(error.to_string())),
         };
+        if active.run_id.is_some() {
+            self.metrics.run(status.as_str());
+        }
         if let Some(run_id) = active.run_id
             && let Err(e) = self.store.finish_run(run_id, status, error.as_deref(), Utc::now()).await
         {
@@ -260,13 +272,12 @@ impl Reconciler {
                 _ => Mode::Full,
             };
             let span = tracing::info_span!("object", object = %object.name_singular, mode = mode.as_str());
-            let _entered = span.enter();
             let pass = Pass { reconciler: self, active, request, object, mode };
             // Counts are kept as pages commit, so that a pass that fails still reports its part.
             let mut counts = Counts::default();
             let result = match mode {
-                Mode::Delta => pass.delta(watermark.unwrap_or_default(), &mut counts).await,
-                Mode::Full => pass.full(&mut counts).await,
+                Mode::Delta => pass.delta(watermark.unwrap_or_default(), &mut counts).instrument(span).await,
+                Mode::Full => pass.full(&mut counts).instrument(span).await,
             };
             let missing = match &result {
                 Ok(missing) => *missing,
@@ -277,13 +288,13 @@ impl Reconciler {
             match result {
                 Ok(_) => {}
                 Err(refused @ ReconcileError::TooManyMissing { .. }) => {
-                    tracing::error!(error = %refused, "refused a mass destroy");
+                    tracing::error!(object = %object.name_singular, error = %refused, "refused a mass destroy");
                     refusal = Some(refused);
                     continue;
                 }
                 Err(error) => return Err(error),
             }
-            tracing::info!(?counts, missing, "pass complete");
+            tracing::info!(object = %object.name_singular, mode = mode.as_str(), ?counts, missing, "pass complete");
             if let Some(run_id) = active.run_id {
                 self.store.finish_pass(&object.name_singular, mode, run_id, counts, Utc::now()).await?;
             }
@@ -442,7 +453,11 @@ impl Pass<'_> {
                 run_id: self.active.run_id,
             };
             let outcomes = reconciler.store.apply_page(&write).await?;
-            counts.add(Counts::of_page(&changes, &outcomes));
+            let page_counts = Counts::of_page(&changes, &outcomes);
+            counts.add(page_counts);
+            if self.active.run_id.is_some() {
+                reconciler.metrics.page(object, page_counts.fetched as u64, page_counts.repaired as u64);
+            }
             if let Some(lock) = &self.active.lock {
                 reconciler.store.renew_reconciler_lock(lock).await?;
             }

@@ -16,11 +16,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
-use reqwest::{StatusCode, Url};
+use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -43,6 +43,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_METADATA_PAGES: usize = 50;
 
 const METADATA_OBJECTS_PATH: &str = "/rest/metadata/objects";
+
+/// Where current releases serve webhook subscriptions.
+const METADATA_WEBHOOKS_PATH: &str = "/rest/metadata/webhooks";
+/// Where older releases served them (webhooks were records of a workspace object then); tried when
+/// the metadata path answers 404.
+const LEGACY_WEBHOOKS_PATH: &str = "/rest/webhooks";
 
 /// The wait after a 429 when no limit of our own says how fast the server refills: Twenty's
 /// shortest window.
@@ -182,6 +188,69 @@ pub struct Page {
     pub total_count: Option<u64>,
 }
 
+/// A webhook subscription: where Twenty sends which events, and the secret it signs them with.
+#[derive(Clone)]
+pub struct Subscription {
+    pub id: String,
+    pub target_url: String,
+    /// `<object>.<action>`, `*.<action>`, `<object>.*` or `*.*`, matched by Twenty as exact strings.
+    pub operations: Vec<String>,
+    pub description: Option<String>,
+    /// `None` when Twenty sent none or an empty one: the deliveries are then unsigned.
+    pub secret: Option<SecretString>,
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("id", &self.id)
+            .field("target_url", &self.target_url)
+            .field("operations", &self.operations)
+            .field("description", &self.description)
+            .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+/// What a subscription is created or updated with.
+#[derive(Clone)]
+pub struct SubscriptionFields {
+    pub target_url: String,
+    pub operations: Vec<String>,
+    /// Left as it is (on update) or unset (on create) when `None`.
+    pub description: Option<String>,
+    /// Left as it is (on update) when `None`; on create, newer releases then generate one and older
+    /// ones sign nothing.
+    pub secret: Option<SecretString>,
+}
+
+impl fmt::Debug for SubscriptionFields {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubscriptionFields")
+            .field("target_url", &self.target_url)
+            .field("operations", &self.operations)
+            .field("description", &self.description)
+            .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+impl SubscriptionFields {
+    /// The body Twenty reads: `{"targetUrl", "operations", "description"?, "secret"?}`.
+    fn to_json(&self) -> Value {
+        let mut body = serde_json::Map::new();
+        body.insert("targetUrl".into(), Value::from(self.target_url.as_str()));
+        body.insert("operations".into(), Value::from(self.operations.clone()));
+        if let Some(description) = &self.description {
+            body.insert("description".into(), Value::from(description.as_str()));
+        }
+        if let Some(secret) = &self.secret {
+            body.insert("secret".into(), Value::from(secret.expose_secret()));
+        }
+        Value::Object(body)
+    }
+}
+
 /// What the client has done since it was created, over all its clones.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientStats {
@@ -248,33 +317,34 @@ pub enum ClientError {
     Settings(String),
     #[error("{0:?} is not an object's plural name as the metadata API gives it (letters and digits only)")]
     InvalidObjectName(String),
+    #[error("{0:?} is not a webhook subscription id (letters, digits and dashes only)")]
+    InvalidSubscriptionId(String),
     #[error(
-        "Twenty refused the API key (HTTP 401 on GET {url}): TWENTY_API_KEY is wrong or revoked; create \
-         a key in Twenty under Settings → APIs & Webhooks{}",
+        "Twenty refused the API key (HTTP 401 on {method} {url}): TWENTY_API_KEY is wrong or revoked; \
+         create a key in Twenty under Settings → APIs & Webhooks{}",
         says(.message)
     )]
-    Unauthorized { url: String, message: String },
+    Unauthorized { method: Method, url: String, message: String },
+    #[error("the API key may not {method} {url} (HTTP 403): {}{}", forbidden_hint(.url), says(.message))]
+    Forbidden { method: Method, url: String, message: String },
+    #[error("{method} {url} does not exist (HTTP 404): {}{}", not_found_hint(.url), says(.message))]
+    NotFound { method: Method, url: String, message: String },
+    #[error("Twenty rejected {method} {url} (HTTP {status}): {message}")]
+    Rejected { method: Method, url: String, status: u16, message: String },
+    #[error("{method} {url} failed {attempts} times; the last time: {cause}")]
+    Exhausted { method: Method, url: String, attempts: u32, cause: TransientCause },
+    /// A request that is not safe to repeat (a POST that creates something) failed in a way that
+    /// leaves open whether Twenty carried it out, so it was not sent again.
     #[error(
-        "the API key may not read GET {url} (HTTP 403): give the key's role read access to this \
-         object{}",
-        says(.message)
+        "{method} {url} failed ({cause}) and was not retried, because Twenty may have carried it out; \
+         look before trying again"
     )]
-    Forbidden { url: String, message: String },
+    NotRetried { method: Method, url: String, cause: TransientCause },
     #[error(
-        "GET {url} does not exist (HTTP 404): check TWENTY_API_URL and that the object exists and is \
-         active{}",
-        says(.message)
-    )]
-    NotFound { url: String, message: String },
-    #[error("Twenty rejected GET {url} (HTTP {status}): {message}")]
-    Rejected { url: String, status: u16, message: String },
-    #[error("GET {url} failed {attempts} times; the last time: {cause}")]
-    Exhausted { url: String, attempts: u32, cause: TransientCause },
-    #[error(
-        "GET {url} answered HTTP {status} with a body Twenty does not send ({reason}); check that \
+        "{method} {url} answered HTTP {status} with a body Twenty does not send ({reason}); check that \
          TWENTY_API_URL is the address of Twenty's API"
     )]
-    UnexpectedResponse { url: String, status: u16, reason: String },
+    UnexpectedResponse { method: Method, url: String, status: u16, reason: String },
 }
 
 impl ClientError {
@@ -290,6 +360,10 @@ impl ClientError {
             ClientError::Exhausted {
                 cause: TransientCause::RateLimited { status, .. } | TransientCause::Server { status, .. },
                 ..
+            }
+            | ClientError::NotRetried {
+                cause: TransientCause::RateLimited { status, .. } | TransientCause::Server { status, .. },
+                ..
             } => Some(*status),
             _ => None,
         }
@@ -298,8 +372,29 @@ impl ClientError {
     /// Whether the request failed only because retries ran out on a transient cause, so that a later
     /// run may succeed without anyone changing anything.
     pub fn is_transient(&self) -> bool {
-        matches!(self, ClientError::Exhausted { .. })
+        matches!(self, ClientError::Exhausted { .. } | ClientError::NotRetried { .. })
     }
+}
+
+/// What a 403 asks of the operator: the subscription API needs another permission than records do.
+fn forbidden_hint(url: &str) -> &'static str {
+    if is_webhooks_url(url) {
+        "give the key's role the permission to manage API keys and webhooks (Settings → Roles)"
+    } else {
+        "give the key's role read access to this object"
+    }
+}
+
+fn not_found_hint(url: &str) -> &'static str {
+    if is_webhooks_url(url) {
+        "check TWENTY_API_URL, and that the webhook subscription exists"
+    } else {
+        "check TWENTY_API_URL and that the object exists and is active"
+    }
+}
+
+fn is_webhooks_url(url: &str) -> bool {
+    url.contains(METADATA_WEBHOOKS_PATH) || url.contains(LEGACY_WEBHOOKS_PATH)
 }
 
 fn says(message: &str) -> String {
@@ -323,6 +418,9 @@ struct Inner {
     retry: RetryPolicy,
     pacer: Pacer,
     stats: Mutex<ClientStats>,
+    /// The path of the webhook subscription API once a request has found it: every clone of the
+    /// client asks one server, so the answer holds for the client's whole life.
+    webhooks_path: OnceLock<&'static str>,
 }
 
 impl fmt::Debug for TwentyClient {
@@ -410,6 +508,7 @@ impl TwentyClient {
                 retry: settings.retry,
                 pacer: Pacer::new(&with_margin(&settings.rate_limits)),
                 stats: Mutex::new(ClientStats::default()),
+                webhooks_path: OnceLock::new(),
             }),
         })
     }
@@ -481,6 +580,122 @@ impl TwentyClient {
         parse_page(name_plural, body).map_err(|reason| unexpected(&url, reason))
     }
 
+    /// Every webhook subscription of the workspace, the secrets included. Reads a plain list and the
+    /// paged `{"data": […], "pageInfo", "totalCount"}` shape, following its pages.
+    ///
+    /// The subscription API lives under `/rest/metadata/webhooks`; older releases answer 404 there and
+    /// serve it under `/rest/webhooks`. The first call finds out which, and the client keeps using it.
+    pub async fn subscriptions(&self) -> Result<Vec<Subscription>, ClientError> {
+        let (url, body) = self.webhooks_collection(Method::GET, &[], None).await?;
+        let (mut subscriptions, mut page_info) =
+            parse_subscriptions(body).map_err(|r| unexpected(&url, r))?;
+        let mut cursor: Option<String> = None;
+        for _ in 1..MAX_METADATA_PAGES {
+            let next = match page_info {
+                Some(PageInfo { has_next_page: true, end_cursor: Some(next) }) => next,
+                Some(PageInfo { has_next_page: true, end_cursor: None }) => {
+                    return Err(unexpected(&url, "pageInfo has a next page but no endCursor".to_owned()));
+                }
+                _ => return Ok(subscriptions),
+            };
+            if cursor.as_deref() == Some(next.as_str()) {
+                return Err(unexpected(&url, "the next page's cursor is the current one".to_owned()));
+            }
+            let body = self.get_json(&url, &[("starting_after", next.as_str())]).await?;
+            let (page, info) = parse_subscriptions(body).map_err(|r| unexpected(&url, r))?;
+            subscriptions.extend(page);
+            page_info = info;
+            cursor = Some(next);
+        }
+        match page_info {
+            Some(PageInfo { has_next_page: true, .. }) => {
+                Err(unexpected(&url, format!("more than {MAX_METADATA_PAGES} pages of subscriptions")))
+            }
+            _ => Ok(subscriptions),
+        }
+    }
+
+    /// Creates a subscription (`POST`, answered 201). Not retried once it may have reached Twenty,
+    /// since a second POST would add a second subscription: see [`ClientError::NotRetried`].
+    pub async fn create_subscription(
+        &self,
+        fields: &SubscriptionFields,
+    ) -> Result<Subscription, ClientError> {
+        let (url, body) = self.webhooks_collection(Method::POST, &[], Some(&fields.to_json())).await?;
+        parse_subscription(body).map_err(|r| unexpected_answer(Method::POST, &url, 201, r))
+    }
+
+    /// Sets every field of `fields` on subscription `id` (`PATCH …/webhooks/{id}`); a `None`
+    /// description or secret is left as it is.
+    pub async fn update_subscription(
+        &self,
+        id: &str,
+        fields: &SubscriptionFields,
+    ) -> Result<Subscription, ClientError> {
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(ClientError::InvalidSubscriptionId(id.to_owned()));
+        }
+        let path = match self.webhooks_path() {
+            Some(path) => path,
+            None => {
+                // A 404 for one subscription may only mean that it does not exist: find the API by
+                // its list, which every release serves.
+                self.webhooks_collection(Method::GET, &[], None).await?;
+                self.webhooks_path().unwrap_or(METADATA_WEBHOOKS_PATH)
+            }
+        };
+        let url = self.url(&format!("{path}/{id}"));
+        let body = self.request_json(Method::PATCH, &url, &[], Some(&fields.to_json())).await?;
+        parse_subscription(body).map_err(|r| unexpected_answer(Method::PATCH, &url, 200, r))
+    }
+
+    /// The path of the subscription API, once a request has found it.
+    pub fn webhooks_path(&self) -> Option<&'static str> {
+        self.inner.webhooks_path.get().copied()
+    }
+
+    /// Sends `method` to the subscription collection: to the path already found, or to the metadata
+    /// path and, when that answers 404, to the older one; the path that answers is kept.
+    async fn webhooks_collection(
+        &self,
+        method: Method,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<(String, Value), ClientError> {
+        if let Some(path) = self.webhooks_path() {
+            let url = self.url(path);
+            let answer = self.request_json(method, &url, query, body).await?;
+            return Ok((url, answer));
+        }
+        let url = self.url(METADATA_WEBHOOKS_PATH);
+        match self.request_json(method.clone(), &url, query, body).await {
+            Ok(answer) => {
+                let _ = self.inner.webhooks_path.set(METADATA_WEBHOOKS_PATH);
+                Ok((url, answer))
+            }
+            Err(ClientError::NotFound { .. }) => {
+                let legacy = self.url(LEGACY_WEBHOOKS_PATH);
+                match self.request_json(method, &legacy, query, body).await {
+                    Ok(answer) => {
+                        tracing::debug!(
+                            path = LEGACY_WEBHOOKS_PATH,
+                            "Twenty serves webhooks at the older path"
+                        );
+                        let _ = self.inner.webhooks_path.set(LEGACY_WEBHOOKS_PATH);
+                        Ok((legacy, answer))
+                    }
+                    Err(ClientError::NotFound { method, url, message }) => {
+                        let also = format!("{METADATA_WEBHOOKS_PATH} answered 404 as well");
+                        let message = if message.is_empty() { also } else { format!("{message} ({also})") };
+                        Err(ClientError::NotFound { method, url, message })
+                    }
+                    Err(error) => Err(error),
+                }
+            }
+            Err(error) => Err(error),
+        }
+    }
+
     /// A snapshot of the counters shared by every clone of this client.
     pub fn stats(&self) -> ClientStats {
         self.inner.stats.lock().unwrap_or_else(PoisonError::into_inner).clone()
@@ -493,8 +708,23 @@ impl TwentyClient {
     /// GETs `url` with `query` and parses the answer as JSON, pacing every try and retrying transient
     /// failures.
     async fn get_json(&self, url: &str, query: &[(&str, &str)]) -> Result<Value, ClientError> {
+        self.request_json(Method::GET, url, query, None).await
+    }
+
+    /// Sends `method` to `url` with `query` and, when given, `body` as JSON, and parses the answer as
+    /// JSON, pacing every try. Transient failures are retried, except where repeating a POST could
+    /// do twice what it does: then only when Twenty certainly did not act (a rate-limit refusal, a
+    /// connection that was never made).
+    async fn request_json(
+        &self,
+        method: Method,
+        url: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Value, ClientError> {
         let inner = &*self.inner;
         let max_attempts = inner.retry.max_attempts.max(1);
+        let idempotent = method != Method::POST;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -502,7 +732,7 @@ impl TwentyClient {
             if !waited.is_zero() {
                 self.update_stats(|stats| stats.rate_limit_wait += waited);
             }
-            let cause = match self.try_once(url, query).await {
+            let cause = match self.try_once(&method, url, query, body).await {
                 Ok(body) => return Ok(body),
                 Err(Failure::Fatal(error)) => return Err(error),
                 Err(Failure::Transient(cause)) => cause,
@@ -511,8 +741,12 @@ impl TwentyClient {
                 // Twenty's bucket is empty: ours must be too, for this caller and every other one.
                 inner.pacer.drain();
             }
+            let unsent = matches!(cause, TransientCause::RateLimited { .. } | TransientCause::Connection(_));
+            if !idempotent && !unsent {
+                return Err(ClientError::NotRetried { method, url: url.to_owned(), cause });
+            }
             if attempt >= max_attempts {
-                return Err(ClientError::Exhausted { url: url.to_owned(), attempts: attempt, cause });
+                return Err(ClientError::Exhausted { method, url: url.to_owned(), attempts: attempt, cause });
             }
             let delay = if cause.is_rate_limited() {
                 // Without limits of our own, the server's refill interval is unknown: wait at least
@@ -525,6 +759,7 @@ impl TwentyClient {
                 inner.retry.backoff(attempt, jitter())
             };
             tracing::warn!(
+                %method,
                 url,
                 attempt,
                 max_attempts,
@@ -541,51 +776,65 @@ impl TwentyClient {
     }
 
     /// One try: send, read the whole body, classify.
-    async fn try_once(&self, url: &str, query: &[(&str, &str)]) -> Result<Value, Failure> {
+    async fn try_once(
+        &self,
+        method: &Method,
+        url: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Value, Failure> {
         let inner = &*self.inner;
-        let sent = inner
+        let mut request = inner
             .http
-            .get(url)
+            .request(method.clone(), url)
             .header(AUTHORIZATION, inner.authorization.clone())
             .header(ACCEPT, "application/json")
-            .query(query)
-            .send()
-            .await;
-        let response = match sent {
+            .query(query);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = match request.send().await {
             Ok(response) => response,
-            Err(error) => return Err(self.transport_failure(url, error)),
+            Err(error) => return Err(self.transport_failure(method, url, error)),
         };
         let status = response.status();
-        let body = match response.bytes().await {
-            Ok(body) => body,
-            Err(error) => return Err(self.transport_failure(url, error)),
+        let answer = match response.bytes().await {
+            Ok(answer) => answer,
+            Err(error) => return Err(self.transport_failure(method, url, error)),
         };
         self.update_stats(|stats| *stats.requests.entry(status.as_str().to_owned()).or_default() += 1);
-        tracing::debug!(url, status = status.as_u16(), bytes = body.len(), "Twenty answered");
+        tracing::debug!(%method, url, status = status.as_u16(), bytes = answer.len(), "Twenty answered");
 
         if status.is_success() {
-            return serde_json::from_slice(&body).map_err(|e| {
+            return serde_json::from_slice(&answer).map_err(|e| {
                 Failure::Fatal(ClientError::UnexpectedResponse {
+                    method: method.clone(),
                     url: url.to_owned(),
                     status: status.as_u16(),
                     reason: format!("not JSON: {e}"),
                 })
             });
         }
-        let message = error_message(&body, inner.api_key.expose_secret());
+        let mut message = error_message(&answer, inner.api_key.expose_secret());
+        // A validation message could quote what we sent; a subscription's secret must not be echoed.
+        if let Some(secret) = body.and_then(|b| b.get("secret")).and_then(Value::as_str)
+            && !secret.is_empty()
+        {
+            message = message.replace(secret, "[redacted]");
+        }
         let code = status.as_u16();
         Err(match classify(status, &message) {
             Verdict::RateLimited => Failure::Transient(TransientCause::RateLimited { status: code, message }),
             Verdict::Retry => Failure::Transient(TransientCause::Server { status: code, message }),
-            Verdict::Success | Verdict::Fail => Failure::Fatal(refusal(code, url, message)),
+            Verdict::Success | Verdict::Fail => Failure::Fatal(refusal(method, code, url, message)),
         })
     }
 
-    fn transport_failure(&self, url: &str, error: reqwest::Error) -> Failure {
+    fn transport_failure(&self, method: &Method, url: &str, error: reqwest::Error) -> Failure {
         self.update_stats(|stats| *stats.requests.entry("error".to_owned()).or_default() += 1);
         if error.is_builder() {
             return Failure::Fatal(ClientError::Settings(format!(
-                "cannot build a request to {url}: {}",
+                "cannot build the request {method} {url}: {}",
                 error_chain(&error)
             )));
         }
@@ -605,13 +854,14 @@ impl TwentyClient {
 }
 
 /// Maps a status that no retry can fix to the error that says what to do.
-fn refusal(status: u16, url: &str, message: String) -> ClientError {
-    let url = url.to_owned();
+fn refusal(method: &Method, status: u16, url: &str, message: String) -> ClientError {
+    let (method, url) = (method.clone(), url.to_owned());
     match status {
-        401 => ClientError::Unauthorized { url, message },
-        403 => ClientError::Forbidden { url, message },
-        404 => ClientError::NotFound { url, message },
+        401 => ClientError::Unauthorized { method, url, message },
+        403 => ClientError::Forbidden { method, url, message },
+        404 => ClientError::NotFound { method, url, message },
         _ => ClientError::Rejected {
+            method,
             url,
             status,
             message: if message.is_empty() { "no message".to_owned() } else { message },
@@ -619,8 +869,13 @@ fn refusal(status: u16, url: &str, message: String) -> ClientError {
     }
 }
 
+/// A successful GET whose body is not what Twenty sends.
 fn unexpected(url: &str, reason: String) -> ClientError {
-    ClientError::UnexpectedResponse { url: url.to_owned(), status: 200, reason }
+    unexpected_answer(Method::GET, url, 200, reason)
+}
+
+fn unexpected_answer(method: Method, url: &str, status: u16, reason: String) -> ClientError {
+    ClientError::UnexpectedResponse { method, url: url.to_owned(), status, reason }
 }
 
 /// Checks the base URL and returns it without a trailing slash.
@@ -772,6 +1027,85 @@ fn parse_objects(body: Value) -> Result<(Vec<ObjectMetadata>, Option<PageInfo>),
         })
         .collect::<Result<Vec<ObjectMetadata>, String>>()?;
     Ok((objects, page_info))
+}
+
+/// Reads a subscription list: a bare list, `{"data": […], "pageInfo", "totalCount"}`, or the older
+/// records shape `{"data": {"webhooks": […]}, …}`; with its `pageInfo` when there is one.
+fn parse_subscriptions(body: Value) -> Result<(Vec<Subscription>, Option<PageInfo>), String> {
+    let (list, page_info) = match body {
+        Value::Array(list) => (list, None),
+        Value::Object(mut root) => {
+            // Only a next page matters here; a pageInfo without one reads as the last page.
+            let page_info = root.get("pageInfo").map(|info| PageInfo {
+                has_next_page: info.get("hasNextPage").and_then(Value::as_bool).unwrap_or(false),
+                end_cursor: info.get("endCursor").and_then(Value::as_str).map(str::to_owned),
+            });
+            let list = match root.remove("data") {
+                Some(Value::Array(list)) => list,
+                Some(Value::Object(mut data)) => match data.remove("webhooks") {
+                    Some(Value::Array(list)) => list,
+                    _ => return Err("data has no webhooks list".to_owned()),
+                },
+                Some(other) => return Err(format!("data is {} instead of a list", kind(&other))),
+                None => return Err("the body has no data".to_owned()),
+            };
+            (list, page_info)
+        }
+        other => return Err(format!("the body is {} instead of a list", kind(&other))),
+    };
+    let subscriptions = list
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| subscription_from(item).map_err(|e| format!("subscription #{index}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((subscriptions, page_info))
+}
+
+/// Reads the subscription that a create or an update answers with: the object itself, or wrapped
+/// in `{"data": …}` or, from older releases, `{"data": {"createWebhook": …}}`.
+fn parse_subscription(body: Value) -> Result<Subscription, String> {
+    let is_subscription = |v: &Value| v.get("id").is_some() && v.get("targetUrl").is_some();
+    let found = if is_subscription(&body) {
+        body
+    } else {
+        match body {
+            Value::Object(mut root) => match root.remove("data") {
+                Some(data) if is_subscription(&data) => data,
+                Some(Value::Object(data)) if data.len() == 1 => {
+                    data.into_iter().next().map(|(_, v)| v).unwrap_or(Value::Null)
+                }
+                _ => return Err("the body is not a webhook subscription".to_owned()),
+            },
+            other => return Err(format!("the body is {} instead of an object", kind(&other))),
+        }
+    };
+    subscription_from(found)
+}
+
+fn subscription_from(value: Value) -> Result<Subscription, String> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Wire {
+        id: String,
+        target_url: String,
+        #[serde(default)]
+        operations: Option<Vec<String>>,
+        /// Releases before `operations` had one operation a subscription.
+        #[serde(default)]
+        operation: Option<String>,
+        #[serde(default)]
+        description: Option<String>,
+        #[serde(default)]
+        secret: Option<String>,
+    }
+    let wire: Wire = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    Ok(Subscription {
+        id: wire.id,
+        target_url: wire.target_url,
+        operations: wire.operations.or_else(|| wire.operation.map(|op| vec![op])).unwrap_or_default(),
+        description: wire.description,
+        secret: wire.secret.filter(|s| !s.is_empty()).map(SecretString::from),
+    })
 }
 
 fn kind(value: &Value) -> &'static str {
@@ -1290,6 +1624,124 @@ mod tests {
         assert_eq!(seen[0].path, "/rest/metadata/objects");
         assert!(!seen[0].query.iter().any(|(k, _)| k == "starting_after"));
         assert!(seen[1].query.contains(&("starting_after".to_owned(), "id-pet".to_owned())));
+        twenty.stop().await;
+    }
+
+    fn subscription_json(id: &str) -> Value {
+        json!({"id": id, "targetUrl": "https://m.example/webhooks/twenty", "operations": ["*.*"],
+               "description": null, "secret": "hush-hush", "createdAt": "2026-09-21T10:00:00.000Z"})
+    }
+
+    fn fields() -> SubscriptionFields {
+        SubscriptionFields {
+            target_url: "https://m.example/webhooks/twenty".into(),
+            operations: vec!["*.*".into()],
+            description: Some("twenty-mirror".into()),
+            secret: Some(SecretString::from("hush-hush")),
+        }
+    }
+
+    #[test]
+    fn subscription_lists_and_answers_are_read_in_every_shape() {
+        let one = subscription_json("w1");
+        for body in [
+            json!([one]),
+            json!({"data": [one], "pageInfo": {"hasNextPage": false}, "totalCount": 1}),
+            json!({"data": {"webhooks": [one]}, "pageInfo": {"hasNextPage": false}, "totalCount": 1}),
+        ] {
+            let (list, _) = parse_subscriptions(body.clone()).unwrap();
+            assert_eq!(list.len(), 1, "{body}");
+            assert_eq!(list[0].id, "w1");
+            assert_eq!(list[0].operations, ["*.*"]);
+            assert_eq!(list[0].secret.as_ref().map(|s| s.expose_secret()), Some("hush-hush"));
+            assert!(!format!("{list:?}").contains("hush-hush"));
+        }
+        for body in [one.clone(), json!({"data": one}), json!({"data": {"createWebhook": one}})] {
+            assert_eq!(parse_subscription(body.clone()).unwrap().id, "w1", "{body}");
+        }
+        let old = json!({"id": "w2", "targetUrl": "https://x", "operation": "person.created", "secret": ""});
+        let old = parse_subscription(old).unwrap();
+        assert_eq!(old.operations, ["person.created"]);
+        assert!(old.secret.is_none(), "an empty secret is no secret");
+        assert!(parse_subscriptions(json!({"data": {"people": []}})).is_err());
+        assert!(parse_subscription(json!({"data": {"a": 1, "b": 2}})).is_err());
+        assert!(!format!("{:?}", fields()).contains("hush-hush"));
+    }
+
+    #[tokio::test]
+    async fn subscription_pages_are_followed() {
+        let twenty = FakeTwenty::start(vec![
+            reply(200, json!({"data": [subscription_json("w1")], "pageInfo": {"hasNextPage": true, "endCursor": "c1"}})),
+            reply(200, json!({"data": [subscription_json("w2")], "pageInfo": {"hasNextPage": false}})),
+        ])
+        .await;
+        let client = TwentyClient::new(fast_settings(&twenty.url)).unwrap();
+        let ids: Vec<String> = client.subscriptions().await.unwrap().into_iter().map(|s| s.id).collect();
+        assert_eq!(ids, ["w1", "w2"]);
+        let seen = twenty.seen();
+        assert_eq!(seen[1].path, "/rest/metadata/webhooks");
+        assert!(seen[1].query.contains(&("starting_after".to_owned(), "c1".to_owned())));
+        twenty.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_create_is_not_repeated_once_twenty_may_have_acted() {
+        let twenty = FakeTwenty::start(vec![
+            reply(429, error_body(429, "ThrottlerException", "Too Many Requests")),
+            reply(500, error_body(500, "InternalServerError", "secret hush-hush rejected")),
+            reply(201, subscription_json("w1")),
+        ])
+        .await;
+        let client = TwentyClient::new(fast_settings(&twenty.url)).unwrap();
+        let error = client.create_subscription(&fields()).await.unwrap_err();
+        assert!(matches!(error, ClientError::NotRetried { .. }), "{error:?}");
+        let text = error.to_string();
+        assert!(text.starts_with("POST ") && text.contains("not retried"), "{text}");
+        assert!(!text.contains("hush-hush") && text.contains("[redacted]"), "the secret is scrubbed: {text}");
+        assert_eq!(client.stats().requests, counts(&[("429", 1), ("500", 1)]), "the 429 alone was retried");
+        assert!(error.is_transient());
+        twenty.stop().await;
+    }
+
+    #[tokio::test]
+    async fn an_update_is_retried_like_a_read() {
+        let twenty = FakeTwenty::start(vec![
+            reply(200, json!([subscription_json("w1")])),
+            reply(503, "<html>unavailable</html>"),
+            reply(200, subscription_json("w1")),
+        ])
+        .await;
+        let client = TwentyClient::new(fast_settings(&twenty.url)).unwrap();
+        let updated = client.update_subscription("w1", &fields()).await.unwrap();
+        assert_eq!(updated.id, "w1");
+        assert_eq!(client.webhooks_path(), Some(METADATA_WEBHOOKS_PATH));
+        let paths: Vec<String> = twenty.seen().into_iter().map(|s| s.path).collect();
+        assert_eq!(
+            paths,
+            ["/rest/metadata/webhooks", "/rest/metadata/webhooks/w1", "/rest/metadata/webhooks/w1"]
+        );
+        assert_eq!(client.stats().retries, 1);
+        twenty.stop().await;
+    }
+
+    #[tokio::test]
+    async fn neither_webhooks_path_says_so_and_a_403_names_the_permission() {
+        let twenty = FakeTwenty::start(vec![
+            reply(404, error_body(404, "NotFoundException", "Cannot GET /rest/metadata/webhooks")),
+            reply(404, error_body(404, "NotFoundException", "Object webhooks not found")),
+            reply(403, error_body(403, "Forbidden", "Missing permission")),
+        ])
+        .await;
+        let client = TwentyClient::new(fast_settings(&twenty.url)).unwrap();
+        let error = client.subscriptions().await.unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.contains("/rest/webhooks") && text.contains("/rest/metadata/webhooks answered 404"),
+            "{text}"
+        );
+        assert_eq!(client.webhooks_path(), None, "nothing was found, nothing is kept");
+        let forbidden = client.create_subscription(&fields()).await.unwrap_err();
+        assert!(forbidden.to_string().contains("manage API keys and webhooks"), "{forbidden}");
         twenty.stop().await;
     }
 

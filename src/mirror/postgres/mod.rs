@@ -203,19 +203,41 @@ pub(super) async fn recent_events(pool: &PgPool, limit: i64) -> Result<Vec<Store
     .fetch_all(pool)
     .await
     .context("reading the event log")?;
-    rows.iter()
-        .map(|row| {
-            Ok(StoredEvent {
-                id: row.try_get("id").context("reading id")?,
-                received_at: row.try_get("received_at").context("reading received_at")?,
-                event_name: row.try_get("event_name").context("reading event_name")?,
-                object: row.try_get("object").context("reading object")?,
-                record_id: row.try_get("record_id").context("reading record_id")?,
-                record_updated_at: row.try_get("record_updated_at").context("reading record_updated_at")?,
-                outcome: row.try_get("outcome").context("reading outcome")?,
-                error: row.try_get("error").context("reading error")?,
-                body: row.try_get("body").context("reading body")?,
-            })
-        })
-        .collect()
+    rows.iter().map(event_row).collect()
+}
+
+pub(super) async fn events_since(
+    pool: &PgPool,
+    since: DateTime<Utc>,
+    object: Option<&str>,
+    after_id: i64,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, received_at, event_name, object, record_id, record_updated_at, outcome, error, body \
+         FROM webhook_events \
+         WHERE received_at >= $1 AND ($2::text IS NULL OR object = $2) AND id > $3 ORDER BY id LIMIT $4",
+    )
+    .bind(since)
+    .bind(object)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .context("reading the event log")?;
+    rows.iter().map(event_row).collect()
+}
+
+fn event_row(row: &PgRow) -> Result<StoredEvent, StoreError> {
+    Ok(StoredEvent {
+        id: row.try_get("id").context("reading id")?,
+        received_at: row.try_get("received_at").context("reading received_at")?,
+        event_name: row.try_get("event_name").context("reading event_name")?,
+        object: row.try_get("object").context("reading object")?,
+        record_id: row.try_get("record_id").context("reading record_id")?,
+        record_updated_at: row.try_get("record_updated_at").context("reading record_updated_at")?,
+        outcome: row.try_get("outcome").context("reading outcome")?,
+        error: row.try_get("error").context("reading error")?,
+        body: row.try_get("body").context("reading body")?,
+    })
 }

@@ -235,20 +235,42 @@ pub(super) async fn recent_events(pool: &SqlitePool, limit: i64) -> Result<Vec<S
     .fetch_all(pool)
     .await
     .context("reading the event log")?;
-    rows.iter()
-        .map(|row| {
-            Ok(StoredEvent {
-                id: row.try_get("id").context("reading id")?,
-                received_at: timestamp(row, "received_at")?
-                    .ok_or_else(|| StoreError::Corrupt("received_at".into()))?,
-                event_name: row.try_get("event_name").context("reading event_name")?,
-                object: row.try_get("object").context("reading object")?,
-                record_id: row.try_get("record_id").context("reading record_id")?,
-                record_updated_at: timestamp(row, "record_updated_at")?,
-                outcome: row.try_get("outcome").context("reading outcome")?,
-                error: row.try_get("error").context("reading error")?,
-                body: row.try_get("body").context("reading body")?,
-            })
-        })
-        .collect()
+    rows.iter().map(event_row).collect()
+}
+
+pub(super) async fn events_since(
+    pool: &SqlitePool,
+    since: DateTime<Utc>,
+    object: Option<&str>,
+    after_id: i64,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, received_at, event_name, object, record_id, record_updated_at, outcome, error, body \
+         FROM webhook_events \
+         WHERE received_at >= ?1 AND (?2 IS NULL OR object = ?2) AND id > ?3 ORDER BY id LIMIT ?4",
+    )
+    .bind(format_timestamp(since))
+    .bind(object)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .context("reading the event log")?;
+    rows.iter().map(event_row).collect()
+}
+
+fn event_row(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
+    Ok(StoredEvent {
+        id: row.try_get("id").context("reading id")?,
+        received_at: timestamp(row, "received_at")?
+            .ok_or_else(|| StoreError::Corrupt("received_at".into()))?,
+        event_name: row.try_get("event_name").context("reading event_name")?,
+        object: row.try_get("object").context("reading object")?,
+        record_id: row.try_get("record_id").context("reading record_id")?,
+        record_updated_at: timestamp(row, "record_updated_at")?,
+        outcome: row.try_get("outcome").context("reading outcome")?,
+        error: row.try_get("error").context("reading error")?,
+        body: row.try_get("body").context("reading body")?,
+    })
 }

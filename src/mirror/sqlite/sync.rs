@@ -9,7 +9,7 @@ use crate::mirror::change::format_timestamp;
 use crate::mirror::rule::ApplyOutcome;
 use crate::mirror::sync::{
     Counts, LockKind, Mode, ObjectCounts, ObjectRow, PageWrite, ReconcilerLock, RunRow, RunStatus, SyncState,
-    Trigger,
+    Trigger, holder_is_dead,
 };
 use crate::mirror::{Change, Context, StoreError};
 
@@ -408,7 +408,7 @@ pub(crate) async fn try_lease(pool: &SqlitePool, holder: &str) -> Result<Option<
     let result = sqlx::query(
         "INSERT INTO sync_lease (name, holder, expires_at) VALUES ('reconciler', ?1, ?2) \
          ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
-         WHERE sync_lease.expires_at < ?3 OR sync_lease.holder = excluded.holder",
+         WHERE sync_lease.expires_at < ?3",
     )
     .bind(holder)
     .bind(format_timestamp(now + LEASE_TTL))
@@ -416,7 +416,29 @@ pub(crate) async fn try_lease(pool: &SqlitePool, holder: &str) -> Result<Option<
     .execute(pool)
     .await
     .context("taking the reconciler lease")?;
-    Ok((result.rows_affected() == 1).then(|| ReconcilerLock(LockKind::Sqlite { holder: holder.to_owned() })))
+    if result.rows_affected() == 1 {
+        return Ok(Some(ReconcilerLock(LockKind::Sqlite { holder: holder.to_owned() })));
+    }
+    let current: Option<String> =
+        sqlx::query_scalar("SELECT holder FROM sync_lease WHERE name = 'reconciler'")
+            .fetch_optional(pool)
+            .await
+            .context("reading the reconciler lease")?;
+    let Some(current) = current.filter(|c| holder_is_dead(c)) else { return Ok(None) };
+    let taken = sqlx::query(
+        "UPDATE sync_lease SET holder = ?1, expires_at = ?2 WHERE name = 'reconciler' AND holder = ?3",
+    )
+    .bind(holder)
+    .bind(format_timestamp(now + LEASE_TTL))
+    .bind(&current)
+    .execute(pool)
+    .await
+    .context("taking over the reconciler lease")?;
+    if taken.rows_affected() == 1 {
+        tracing::warn!(previous = %current, "took over the lease of a reconciler that died on this machine");
+        return Ok(Some(ReconcilerLock(LockKind::Sqlite { holder: holder.to_owned() })));
+    }
+    Ok(None)
 }
 
 pub(crate) async fn renew_lease(pool: &SqlitePool, holder: &str) -> Result<(), StoreError> {
