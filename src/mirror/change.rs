@@ -1,6 +1,6 @@
 //! A change to one row of the mirror, as the webhook path and the reconciler both produce it.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, Utc};
 use serde_json::Value;
 
 /// Where a change came from. A reconciler read is the truth about the record at its version; a
@@ -173,9 +173,12 @@ fn timestamp_field(
 
 /// Parses an RFC 3339 timestamp to UTC at millisecond precision, the precision Twenty has and the
 /// mirror stores on both backends.
+/// Instants outside years 0000 to 9999 in UTC are refused: they have no fixed-width text form, so
+/// SQLite could not store them in time order.
 pub fn parse_timestamp(value: &str) -> Option<DateTime<Utc>> {
     let parsed = DateTime::parse_from_rfc3339(value).ok()?;
-    DateTime::from_timestamp_millis(parsed.timestamp_millis())
+    let at = DateTime::from_timestamp_millis(parsed.timestamp_millis())?;
+    (0..=9999).contains(&at.year()).then_some(at)
 }
 
 /// The fixed-width text form used on SQLite and in JSON: `2026-09-21T10:15:30.412Z`.
@@ -233,6 +236,13 @@ mod tests {
         let bad = json!({"id": "a", "updatedAt": "yesterday"});
         assert!(matches!(Change::upsert("p", &bad, Source::Webhook), Err(ChangeError::BadTimestamp { .. })));
         assert_eq!(Change::upsert("p", &json!([1]), Source::Webhook), Err(ChangeError::NotAnObject));
+    }
+
+    #[test]
+    fn timestamps_outside_years_0_to_9999_are_refused() {
+        assert_eq!(parse_timestamp("9999-12-31T23:00:00-05:00"), None);
+        assert_eq!(parse_timestamp("0000-01-01T00:00:00+05:00"), None);
+        assert!(parse_timestamp("9999-12-31T23:59:59.999Z").is_some());
     }
 
     #[test]

@@ -53,6 +53,11 @@ pub fn parse_delivery(body: &[u8], received_at: DateTime<Utc>) -> Delivery {
         body: body_text(body),
         disposition: Disposition::Ignore,
     };
+    // JSON is UTF-8; serde_json only checks the fields it reads, so check the whole body first.
+    if std::str::from_utf8(body).is_err() {
+        delivery.disposition = Disposition::Fail("the body is not UTF-8 text".to_owned());
+        return delivery;
+    }
     let envelope: Envelope = match serde_json::from_slice(body) {
         Ok(envelope) => envelope,
         Err(e) => {
@@ -64,7 +69,15 @@ pub fn parse_delivery(body: &[u8], received_at: DateTime<Utc>) -> Delivery {
         delivery.disposition = Disposition::Fail("eventName is missing".to_owned());
         return delivery;
     };
-    delivery.event_name = Some(event_name.clone());
+    delivery.event_name = Some(event_name.replace('\0', "\u{FFFD}"));
+    // PostgreSQL stores no NUL character, in text or in jsonb; Twenty, itself on PostgreSQL, never
+    // sends one. Refusing it on both backends keeps them alike.
+    if event_name.contains('\0') || envelope.record.as_ref().is_some_and(contains_nul) {
+        delivery.disposition = Disposition::Fail(
+            "the delivery contains a NUL character (\\u0000), which the mirror cannot store".to_owned(),
+        );
+        return delivery;
+    }
     if event_name.starts_with("metadata.") {
         return delivery;
     }
@@ -98,8 +111,18 @@ pub fn parse_delivery(body: &[u8], received_at: DateTime<Utc>) -> Delivery {
     delivery
 }
 
+/// Whether a string or a key anywhere in `value` holds a NUL character.
+fn contains_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(contains_nul),
+        Value::Object(map) => map.iter().any(|(key, value)| key.contains('\0') || contains_nul(value)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
+}
+
 /// The body as the event log keeps it: text, with bytes that are not UTF-8 (or NUL, which
-/// PostgreSQL text cannot hold) replaced. Only a body that is not valid JSON can contain either.
+/// PostgreSQL text cannot hold) replaced. Such a body is always logged as failed.
 fn body_text(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     if text.contains('\0') { text.replace('\0', "\u{FFFD}") } else { text.into_owned() }
@@ -168,6 +191,19 @@ mod tests {
                 Disposition::Fail(why) => assert!(why.contains(reason), "{why:?} should mention {reason:?}"),
                 other => panic!("{} should fail, got {other:?}", String::from_utf8_lossy(body)),
             }
+        }
+    }
+
+    #[test]
+    fn nul_characters_and_bytes_that_are_not_utf8_fail() {
+        for body in [
+            &br#"{"eventName":"person.created","record":{"id":"a","updatedAt":"2026-09-21T10:00:00.000Z","n":"a\u0000b"}}"#[..],
+            br#"{"eventName":"metadata.\u0000"}"#,
+            b"{\"eventName\":\"person.created\",\"x\":\"\xff\"}",
+        ] {
+            let delivery = parse_delivery(body, now());
+            assert!(matches!(delivery.disposition, Disposition::Fail(_)), "{delivery:?}");
+            assert!(!delivery.body.contains('\0') && !delivery.event_name.unwrap_or_default().contains('\0'));
         }
     }
 
