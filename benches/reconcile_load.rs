@@ -899,7 +899,7 @@ fn machine_busy_ticks() -> u64 {
 }
 
 /// How long a full pass waits for another process's load to pass before it starts anyway (flagged).
-const QUIET_WAIT: Duration = Duration::from_secs(10);
+const QUIET_WAIT: Duration = Duration::from_secs(5);
 
 /// Waits, up to [`QUIET_WAIT`], for the machine to be idle; returns the load it last saw.
 fn wait_for_quiet() -> f64 {

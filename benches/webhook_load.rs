@@ -1137,45 +1137,60 @@ fn with_database(url: &str, name: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // CPU use
 
-/// CPU time, in clock ticks, at one instant.
+/// CPU time, in clock ticks, at one instant, by whose it is.
 #[derive(Debug, Clone, Copy)]
 struct CpuSample {
     at: Instant,
-    server: Option<u64>,
+    server: u64,
+    postgres: u64,
     bench: u64,
+    /// Every CPU's busy time, whoever used it.
     machine: u64,
 }
 
 /// Average CPU use over a window, in cores.
 #[derive(Debug, Clone, Copy)]
 struct CpuUse {
-    server: Option<f64>,
+    /// The server process (nothing in the naive runs, where the bench plays the server).
+    server: f64,
+    /// Every process named `postgres`: the backends, the WAL writer, the checkpointer.
+    postgres: f64,
     bench: f64,
-    machine: f64,
+    /// The rest of the machine's busy time: the kernel's own threads (journal commits, writeback),
+    /// processes that ended during the run, and anyone else's work.
+    other: f64,
     /// The machine's load just before the run, while nothing of ours was working.
     background: f64,
 }
 
 impl CpuUse {
-    /// Whether another process was busy when the run started: on two cores, a build or a test run
-    /// next to the bench takes a large share of what the server and the database need.
+    fn describe(&self) -> String {
+        format!(
+            "cores: server {:.2} postgres {:.2} bench {:.2} other {:.2} (before: {:.2})",
+            self.server, self.postgres, self.bench, self.other, self.background
+        )
+    }
+
+    /// Whether another process was busy before or during the run: on two cores, a build or a test
+    /// run next to the bench takes a large share of what the server and the database need.
     fn disturbed(&self) -> bool {
-        self.background > DISTURBING_BACKGROUND
+        self.background > DISTURBING_LOAD || self.other > DISTURBING_LOAD
     }
 }
 
-/// Cores busy before a run above which the run is flagged. An idle machine shows a few hundredths.
-const DISTURBING_BACKGROUND: f64 = 0.2;
+/// Cores used by others above which a run is flagged. An idle machine shows a few hundredths
+/// before a run, and the kernel's threads a tenth or so during one.
+const DISTURBING_LOAD: f64 = 0.25;
 
 /// How long a run waits for another process's load to pass before it starts anyway (flagged).
-const QUIET_WAIT: Duration = Duration::from_secs(15);
+const QUIET_WAIT: Duration = Duration::from_secs(5);
 
 /// Waits, up to [`QUIET_WAIT`], for the machine to be idle; returns the load it last saw.
 fn wait_for_quiet() -> f64 {
     let deadline = std::time::Instant::now() + QUIET_WAIT;
     loop {
         let load = background_load();
-        if load <= DISTURBING_BACKGROUND || std::time::Instant::now() >= deadline {
+        if load <= DISTURBING_LOAD || std::time::Instant::now() >= deadline {
             return load;
         }
         println!("  waiting for the machine to quiet down: {load:.2} cores busy");
@@ -1189,13 +1204,28 @@ fn background_load() -> f64 {
     machine_busy_ticks().saturating_sub(first) as f64 / TICKS_PER_SECOND / started.elapsed().as_secs_f64()
 }
 
+/// Reads every process's CPU time from `/proc`. A process that exits between the two samples of a
+/// window drops out of its category, and its time shows as `other`.
 fn sample_cpu(server: Option<u32>) -> CpuSample {
-    CpuSample {
-        at: Instant::now(),
-        server: server.map(|pid| process_ticks(&pid.to_string())),
-        bench: process_ticks("self"),
-        machine: machine_busy_ticks(),
+    let (server, me) = (server.map(|pid| pid.to_string()), std::process::id().to_string());
+    let mut sample =
+        CpuSample { at: Instant::now(), server: 0, postgres: 0, bench: 0, machine: machine_busy_ticks() };
+    let processes = fs::read_dir("/proc").expect("listing /proc");
+    for entry in processes.filter_map(Result::ok) {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Some((name, ticks)) = process_cpu(&pid) else { continue };
+        if Some(&pid) == server.as_ref() {
+            sample.server += ticks;
+        } else if pid == me {
+            sample.bench += ticks;
+        } else if name == "postgres" {
+            sample.postgres += ticks;
+        }
     }
+    sample
 }
 
 /// Samples CPU time at both ends of the window.
@@ -1206,24 +1236,24 @@ async fn cpu_use_over(window: Window, server: Option<u32>, background: f64) -> C
     let last = sample_cpu(server);
     let seconds = last.at.duration_since(first.at).as_secs_f64();
     let cores = |from: u64, to: u64| to.saturating_sub(from) as f64 / TICKS_PER_SECOND / seconds;
-    CpuUse {
-        server: first.server.zip(last.server).map(|(from, to)| cores(from, to)),
-        bench: cores(first.bench, last.bench),
-        machine: cores(first.machine, last.machine),
-        background,
-    }
+    let (server, postgres, bench) = (
+        cores(first.server, last.server),
+        cores(first.postgres, last.postgres),
+        cores(first.bench, last.bench),
+    );
+    let machine = cores(first.machine, last.machine);
+    CpuUse { server, postgres, bench, other: (machine - server - postgres - bench).max(0.0), background }
 }
 
-/// User and system time of a process (`utime` and `stime`, fields 14 and 15 of `/proc/PID/stat`).
-fn process_ticks(pid: &str) -> u64 {
-    let path = format!("/proc/{pid}/stat");
-    let stat = fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
-    // The command name (field 2) may hold spaces; the fields after it start at field 3.
-    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<u64> =
-        after_name.split_whitespace().skip(11).take(2).filter_map(|f| f.parse().ok()).collect();
-    assert_eq!(fields.len(), 2, "unexpected {path}: {stat}");
-    fields.iter().sum()
+/// A process's command name and its user and system time (fields 2, 14 and 15 of
+/// `/proc/PID/stat`), or nothing if it has exited.
+fn process_cpu(pid: &str) -> Option<(String, u64)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces; the fields after it start at field 3.
+    let (head, rest) = stat.rsplit_once(')')?;
+    let name = head.split_once('(')?.1.to_owned();
+    let mut times = rest.split_whitespace().skip(11).take(2).map(|f| f.parse::<u64>().ok());
+    Some((name, times.next()?? + times.next()??))
 }
 
 /// Busy time of every CPU: the first line of `/proc/stat` less idle and iowait.
@@ -1280,15 +1310,8 @@ struct ServiceResult {
 
 impl ServiceResult {
     fn describe(&self) -> String {
-        let mut text = format!(
-            "{}  RSS {:.1} MiB  CPU server {:.2} + bench {:.2} of {:.2} busy cores ({:.2} before)",
-            self.load.describe(),
-            self.peak_rss_mib,
-            self.cpu.server.unwrap_or(f64::NAN),
-            self.cpu.bench,
-            self.cpu.machine,
-            self.cpu.background
-        );
+        let mut text =
+            format!("{}  RSS {:.1} MiB  {}", self.load.describe(), self.peak_rss_mib, self.cpu.describe());
         if !self.log.is_quiet() {
             let _ = write!(
                 text,
@@ -1311,13 +1334,7 @@ struct NaiveResult {
 
 impl NaiveResult {
     fn describe(&self) -> String {
-        format!(
-            "{}  CPU bench {:.2} of {:.2} busy cores ({:.2} before)",
-            self.load.describe(),
-            self.cpu.bench,
-            self.cpu.machine,
-            self.cpu.background
-        )
+        format!("{}  {}", self.load.describe(), self.cpu.describe())
     }
 }
 
@@ -1355,14 +1372,14 @@ impl Report {
         let _ = writeln!(
             out,
             "| backend | conc | service req/s | p50 ms | p99 ms | peak RSS MiB | non-200 | \
-             CPU server / bench / busy | naive rows/s | naive p99 ms | ratio |"
+             CPU server / pg / bench / other | naive rows/s | naive p99 ms | ratio |"
         );
         let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for row in &self.rows {
             let (service, naive) = (&row.service, &row.naive);
             let _ = writeln!(
                 out,
-                "| {} | {}{} | {:.0}{} | {:.2} | {:.2} | {:.1} | {} | {:.2} / {:.2} / {:.2} | {:.0}{} | {:.2} | {:.2} |",
+                "| {} | {}{} | {:.0}{} | {:.2} | {:.2} | {:.1} | {} | {:.2} / {:.2} / {:.2} / {:.2} | {:.0}{} | {:.2} | {:.2} |",
                 row.backend,
                 row.concurrency,
                 if service.cpu.disturbed() || naive.cpu.disturbed() { " *" } else { "" },
@@ -1372,9 +1389,10 @@ impl Report {
                 service.load.p99_ms,
                 service.peak_rss_mib,
                 service.load.failure_count(),
-                service.cpu.server.unwrap_or(f64::NAN),
+                service.cpu.server,
+                service.cpu.postgres,
                 service.cpu.bench,
-                service.cpu.machine,
+                service.cpu.other,
                 naive.load.per_second,
                 if naive.load.ran_out { " (ran out)" } else { "" },
                 naive.load.p99_ms,
@@ -1387,7 +1405,7 @@ impl Report {
                 out,
                 "- paced {backend}: {PACED_RATE}/s for {} s over {PACED_CONNECTIONS} connections → \
                  {:.0}/s answered, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {} non-200, \
-                 peak RSS {:.1} MiB, server CPU {:.2} cores",
+                 peak RSS {:.1} MiB; {}",
                 PACED_MEASURED.as_secs(),
                 paced.load.per_second,
                 paced.load.p50_ms,
@@ -1395,7 +1413,7 @@ impl Report {
                 paced.load.max_ms,
                 paced.load.failure_count(),
                 paced.peak_rss_mib,
-                paced.cpu.server.unwrap_or(f64::NAN),
+                paced.cpu.describe(),
             );
         }
         for (run, load, cpu) in self.runs() {
@@ -1405,8 +1423,9 @@ impl Report {
             if cpu.disturbed() {
                 let _ = writeln!(
                     out,
-                    "- {run} (*): {:.2} cores were busy before it started; another process skewed it",
-                    cpu.background
+                    "- {run} (*): other processes used {:.2} cores before it and {:.2} during it; \
+                     its numbers are skewed",
+                    cpu.background, cpu.other
                 );
             }
         }

@@ -145,12 +145,12 @@ async fn a_lagging_read_replica_is_covered_by_the_overlap() {
     let (_db, store) = fresh_store().await;
     seed(&fake, 5, 0);
     run(&store, &fake, Mode::Full).await;
-    fake.set_replica_lag(Duration::from_millis(300));
+    fake.set_replica_lag(Duration::from_millis(1_500));
     let hidden = fake.create("person", person(100));
     let newer = fake.create("person", person(101));
     let first = run(&store, &fake, Mode::Delta).await;
     assert_eq!(first.counts.inserted, 0, "the replica does not show them yet");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
     let second = run(&store, &fake, Mode::Delta).await;
     assert_eq!(second.counts.inserted, 2);
     for record in [hidden, newer] {
@@ -284,8 +284,9 @@ async fn the_client_paces_itself_under_the_limit_and_recovers_when_the_server_sa
     let fake = FakeTwenty::start().await;
     let (_db, store) = fresh_store().await;
     seed(&fake, 1_000, 0);
-    // Paced at the server's own limit: 5 pages and discovery, 4 a second, and never a 429.
-    fake.set_rate_limit(4, Duration::from_secs(1));
+    // Discovery and 5 pages, paced at 4 a second under a server that allows bursts of 5: unpaced,
+    // the sixth request would be refused; paced (with room for scheduling jitter), none is.
+    fake.set_rate_limit(5, Duration::from_secs(1));
     let paced = reconciler(&store, &fake, |client, s| {
         client.rate_limits = twenty_mirror::twenty::pacer::parse_rate_limits("4/s").unwrap();
         s.allowlist = Some(vec!["person".into()]);
@@ -380,14 +381,18 @@ async fn one_reconciler_at_a_time_and_an_overlapping_request_gets_the_running_ru
     let fake = FakeTwenty::start().await;
     let (_db, store) = fresh_store().await;
     seed(&fake, 400, 0);
-    fake.inject(Fault::Delay(Duration::from_millis(600)), 1);
+    fake.inject(Fault::Delay(Duration::from_millis(1500)), 1);
     let first = reconciler(&store, &fake, |_, _| {});
     let second = reconciler(&store, &fake, |_, _| {});
     let running =
         tokio::spawn(
             async move { first.reconcile_once(RunRequest::new(Trigger::Schedule, Mode::Full)).await },
         );
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = support::eventually(Duration::from_secs(10), || async {
+        store.running_run().await.unwrap().is_some()
+    })
+    .await;
+    assert!(started, "the first run started");
     match second.reconcile_once(RunRequest::new(Trigger::Operator, Mode::Delta)).await {
         Err(ReconcileError::AlreadyRunning(Some(id))) => {
             let outcome = running.await.unwrap().unwrap();

@@ -28,6 +28,10 @@ const EVERY_RECORD: &str = "or(deletedAt[is]:NULL,deletedAt[is]:NOT_NULL)";
 /// tie-breaker, which keeps keyset paging stable.
 const ORDER: &str = "updatedAt[AscNullsFirst]";
 
+/// How long, in all, an overlapping request waits for the running run's row: 10 × 50 ms.
+const RUN_ROW_WAITS: usize = 10;
+const RUN_ROW_WAIT: Duration = Duration::from_millis(50);
+
 #[derive(Debug, Clone)]
 pub struct ReconcilerSettings {
     /// δ: how far before the watermark a delta pass starts reading, for transactions that
@@ -187,7 +191,7 @@ impl Reconciler {
             return Ok(ActiveRun { lock: None, run_id: None });
         }
         let Some(lock) = self.store.try_lock_reconciler().await? else {
-            return Err(ReconcileError::AlreadyRunning(self.store.running_run().await?));
+            return Err(ReconcileError::AlreadyRunning(self.running_run().await?));
         };
         let started_at = Utc::now();
         let abandoned = self.store.fail_abandoned_runs(started_at).await?;
@@ -197,6 +201,18 @@ impl Reconciler {
         let run_id =
             self.store.create_run(request.trigger, request.mode, &request.objects, started_at).await?;
         Ok(ActiveRun { lock: Some(lock), run_id: Some(run_id) })
+    }
+
+    /// The run that holds the lock. Its holder records it just after taking the lock: give it a
+    /// moment, so that an overlapping request is answered with the run rather than with nothing.
+    async fn running_run(&self) -> Result<Option<i64>, StoreError> {
+        for _ in 0..RUN_ROW_WAITS {
+            if let Some(id) = self.store.running_run().await? {
+                return Ok(Some(id));
+            }
+            tokio::time::sleep(RUN_ROW_WAIT).await;
+        }
+        Ok(None)
     }
 
     /// Runs the passes and records how the run ended; never fails, the outcome says how it went.
