@@ -376,6 +376,8 @@ struct Measured {
     rate_limited: usize,
     memory: Memory,
     cpu: CpuUse,
+    /// PostgreSQL's WAL activity over the pass.
+    wal: Option<Wal>,
 }
 
 impl Measured {
@@ -400,6 +402,7 @@ async fn measure_pass(reconciler: &Reconciler, fake: &FakeTwenty, db: &Database,
     fake.reset_requests();
     let background = if mode == Mode::Full { wait_for_quiet() } else { background_load() };
     let backends_before = db.backend_ticks().await;
+    let wal_before = db.wal().await;
     let watch = MemoryWatch::start();
     let cpu_before = sample_cpu();
     let start = Instant::now();
@@ -408,6 +411,10 @@ async fn measure_pass(reconciler: &Reconciler, fake: &FakeTwenty, db: &Database,
     let cpu_after = sample_cpu();
     let memory = watch.finish();
     let backends = db.backend_ticks().await;
+    let wal = match (db.wal().await, wal_before) {
+        (Some(after), Some(before)) => Some(after.since(&before)),
+        _ => None,
+    };
     let postgres = backends.as_ref().map(|after| {
         let before = backends_before.unwrap_or_default();
         after.iter().map(|(pid, ticks)| ticks.saturating_sub(before.get(pid).copied().unwrap_or(0))).sum()
@@ -428,6 +435,7 @@ async fn measure_pass(reconciler: &Reconciler, fake: &FakeTwenty, db: &Database,
         rate_limited: log.iter().filter(|r| r.status == 429).count(),
         memory,
         cpu,
+        wal,
     }
 }
 
@@ -628,6 +636,13 @@ impl Database {
                     .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .await
                     .expect("creating a bench database");
+                // So that pg_stat_wal times the WAL writes and flushes of the sessions on this
+                // database (a superuser setting; without it the times stay zero).
+                let _ = admin
+                    .execute(sqlx::AssertSqlSafe(format!(
+                        "ALTER DATABASE {name} SET track_wal_io_timing = on"
+                    )))
+                    .await;
                 admin.close().await.expect("closing the admin connection");
                 let url = with_database(admin_url, &name);
                 Database { url, cleanup: Cleanup::Drop { admin_url: admin_url.clone(), name } }
@@ -636,7 +651,42 @@ impl Database {
     }
 }
 
+/// The server's WAL counters (`pg_stat_wal`, PostgreSQL 14 and later): cluster-wide, but only
+/// sessions with `track_wal_io_timing` (the bench's) add to the times.
+#[derive(Debug, Clone, Copy, Default)]
+struct Wal {
+    bytes: f64,
+    syncs: i64,
+    write_ms: f64,
+    sync_ms: f64,
+}
+
+impl Wal {
+    fn since(&self, before: &Wal) -> Wal {
+        Wal {
+            bytes: self.bytes - before.bytes,
+            syncs: self.syncs - before.syncs,
+            write_ms: self.write_ms - before.write_ms,
+            sync_ms: self.sync_ms - before.sync_ms,
+        }
+    }
+}
+
 impl Database {
+    /// `None` on SQLite, or when the server has no `pg_stat_wal`.
+    async fn wal(&self) -> Option<Wal> {
+        let Cleanup::Drop { admin_url, .. } = &self.cleanup else { return None };
+        let mut admin = PgConnection::connect(admin_url).await.ok()?;
+        let row: Option<(f64, i64, f64, f64)> = sqlx::query_as(
+            "SELECT wal_bytes::float8, wal_sync, wal_write_time, wal_sync_time FROM pg_stat_wal",
+        )
+        .fetch_one(&mut admin)
+        .await
+        .ok();
+        let _ = admin.close().await;
+        row.map(|(bytes, syncs, write_ms, sync_ms)| Wal { bytes, syncs, write_ms, sync_ms })
+    }
+
     /// CPU ticks of each PostgreSQL backend connected to this database, by pid; `None` on SQLite.
     async fn backend_ticks(&self) -> Option<HashMap<i32, u64>> {
         let Cleanup::Drop { admin_url, name } = &self.cleanup else { return None };
@@ -812,6 +862,8 @@ struct CpuSample {
     fake: u64,
     /// Every CPU's busy time.
     machine: u64,
+    /// Microseconds in which some task of the machine stalled on I/O (`/proc/pressure/io`).
+    io_stall_us: u64,
 }
 
 /// CPU used over a pass, in seconds, and the machine's load just before it, in cores.
@@ -826,6 +878,8 @@ struct CpuUse {
     /// nor anyone else's connections); `None` on SQLite.
     postgres: Option<f64>,
     machine: f64,
+    /// Seconds in which some task of the machine waited for I/O (pressure stall information).
+    io_stall: Option<f64>,
     background: f64,
 }
 
@@ -841,6 +895,8 @@ impl CpuUse {
             fake,
             postgres: postgres.map(|ticks| ticks as f64 / TICKS_PER_SECOND),
             machine: seconds(before.machine, after.machine),
+            io_stall: (after.io_stall_us > 0)
+                .then(|| after.io_stall_us.saturating_sub(before.io_stall_us) as f64 / 1e6),
             background,
         }
     }
@@ -880,7 +936,15 @@ fn sample_cpu() -> CpuSample {
         }
     }
     sample.machine = machine_busy_ticks();
+    sample.io_stall_us = io_stall_us().unwrap_or(0);
     sample
+}
+
+/// The `some … total=` of `/proc/pressure/io`, in microseconds.
+fn io_stall_us() -> Option<u64> {
+    let pressure = fs::read_to_string("/proc/pressure/io").ok()?;
+    let some = pressure.lines().find(|line| line.starts_with("some"))?;
+    some.split_whitespace().find_map(|field| field.strip_prefix("total="))?.parse().ok()
 }
 
 /// Busy time of every CPU: the first line of `/proc/stat` less idle and iowait.
@@ -1040,15 +1104,16 @@ impl Report {
              fetches, parses and applies one page after the other, so their sum is about the least wall \
              time it can take on an idle machine (waits for fsync come on top): \"bound\" is fetched / that \
              sum. \"Machine\" is every process's CPU on average over the pass, in cores (this machine has \
-             {}); \"before\" the same over the half second before it, when nothing of ours ran.\n",
+             {}); \"before\" the same over the half second before it, when nothing of ours ran. \"I/O \
+             stall\" is the time in which some task of the machine waited for I/O (`/proc/pressure/io`).\n",
             std::thread::available_parallelism().map_or(0, |n| n.get())
         );
         let _ = writeln!(
             out,
             "| backend | pass | wall | reconciler | SQLite worker | fake | PostgreSQL | sum | bound | \
-             machine | before |"
+             machine | I/O stall | before |"
         );
-        let _ = writeln!(out, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+        let _ = writeln!(out, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
         for (backend, pass, m) in self
             .full
             .iter()
@@ -1063,7 +1128,7 @@ impl Report {
             let _ = writeln!(
                 out,
                 "| {backend} | {pass} | {wall:.2} s | {:.2} s | {:.2} s | {:.2} s | {} | {:.2} s | {:.0}/s | \
-                 {:.2} cores | {:.2} cores |",
+                 {:.2} cores | {} | {:.2} cores |",
                 c.reconciler,
                 c.sqlite_worker,
                 c.fake,
@@ -1071,8 +1136,39 @@ impl Report {
                 c.sequential(),
                 m.counts.fetched as f64 / c.sequential().max(0.01),
                 c.machine / wall.max(1e-9),
+                c.io_stall.map_or("n/a".to_owned(), |s| format!("{s:.2} s")),
                 c.background
             );
+        }
+
+        let wal_rows: Vec<_> = self
+            .full
+            .iter()
+            .map(|(b, p, m)| (b, *p, m))
+            .chain(self.delta.iter().map(|(b, m)| (b, "delta", m)))
+            .filter_map(|(backend, pass, m)| m.wal.map(|wal| (backend, pass, m, wal)))
+            .collect();
+        if !wal_rows.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nPostgreSQL's WAL over each pass (`pg_stat_wal`, cluster-wide; the times count the bench's \
+                 sessions only): a page commits in its own transaction, and each commit waits for its WAL \
+                 to be flushed.\n"
+            );
+            let _ =
+                writeln!(out, "| backend | pass | wall | WAL written | WAL syncs | write time | sync time |");
+            let _ = writeln!(out, "|---|---|--:|--:|--:|--:|--:|");
+            for (backend, pass, m, wal) in wal_rows {
+                let _ = writeln!(
+                    out,
+                    "| {backend} | {pass} | {:.2} s | {:.0} MB | {} | {:.2} s | {:.2} s |",
+                    m.wall.as_secs_f64(),
+                    wal.bytes / 1e6,
+                    wal.syncs,
+                    wal.write_ms / 1000.0,
+                    wal.sync_ms / 1000.0
+                );
+            }
         }
 
         let _ = writeln!(out, "\n## 2. Where the time of a full pass goes\n");

@@ -11,7 +11,9 @@ CREATE TABLE twenty_records (
     source       TEXT NOT NULL CHECK (source IN ('webhook', 'reconcile')),
     synced_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     PRIMARY KEY (object, id)
-) WITHOUT ROWID;
+);
+-- A rowid table, not WITHOUT ROWID: records run to kilobytes, and SQLite keeps rows that large
+-- better out of the key's B-tree.
 CREATE INDEX twenty_records_object_updated_at ON twenty_records (object, updated_at);
 
 -- Every verified delivery, with what it did; pruned after EVENT_RETENTION.

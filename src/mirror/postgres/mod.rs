@@ -105,21 +105,27 @@ pub(super) async fn apply(
 }
 
 /// The guarded upsert over arrays, one element per row, in `(object, id)` order so that concurrent
-/// batches lock rows in the same order. The `WHERE` is `rule::supersedes`, case for case; a partial
-/// record (no `updatedAt`) keeps the stored data. `xmax = 0` tells an insert from an update. The
-/// `prior` snapshot only tells a duplicate from a stale change among the rows not written.
+/// batches lock rows in the same order. Rows the rule would not change are left out before the
+/// insert (`ON CONFLICT` locks every row it considers, a write even when its guard fails), and the
+/// guard is checked again in `ON CONFLICT` against the row as it is then. `xmax = 0` tells an
+/// insert from an update; `prior` tells a duplicate from a stale change among the rows not written.
 const APPLY: &str = "\
 WITH incoming AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[],
-                         $6::timestamptz[], $7::text[])
+    SELECT i.object, i.id, i.data::jsonb AS data, i.updated_at, i.deleted_at, i.destroyed_at, i.source, i.ord
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[],
+                $6::timestamptz[], $7::text[])
         WITH ORDINALITY AS i(object, id, data, updated_at, deleted_at, destroyed_at, source, ord)
 ), prior AS (
-    SELECT r.object, r.id, r.data, r.updated_at, r.deleted_at, r.destroyed_at
-    FROM twenty_records r JOIN incoming i ON r.object = i.object AND r.id = i.id
+    SELECT i.ord, r.data, r.updated_at, r.deleted_at, r.destroyed_at, r.source
+    FROM incoming i JOIN twenty_records r ON r.object = i.object AND r.id = i.id
 ), written AS (
     INSERT INTO twenty_records AS r (object, id, data, updated_at, deleted_at, destroyed_at, source, synced_at)
-    SELECT object, id, data::jsonb, updated_at, deleted_at, destroyed_at, source, now()
-    FROM incoming ORDER BY ord
+    SELECT i.object, i.id, i.data, i.updated_at, i.deleted_at, i.destroyed_at, i.source, now()
+    FROM incoming i LEFT JOIN prior p ON p.ord = i.ord
+    WHERE p.ord IS NULL
+       OR twenty_mirror_supersedes(i.updated_at, i.deleted_at, i.destroyed_at, i.source, i.data,
+                                   p.updated_at, p.deleted_at, p.destroyed_at, p.source, p.data)
+    ORDER BY i.ord
     ON CONFLICT (object, id) DO UPDATE SET
         data = CASE WHEN EXCLUDED.data->>'updatedAt' IS NULL THEN r.data ELSE EXCLUDED.data END,
         updated_at = EXCLUDED.updated_at,
@@ -127,31 +133,20 @@ WITH incoming AS (
         destroyed_at = EXCLUDED.destroyed_at,
         source = EXCLUDED.source,
         synced_at = EXCLUDED.synced_at
-    WHERE CASE
-        WHEN r.destroyed_at IS NOT NULL AND r.source = 'reconcile'
-             AND EXCLUDED.source = 'reconcile' AND EXCLUDED.destroyed_at IS NULL
-            THEN EXCLUDED.updated_at >= r.updated_at
-        WHEN EXCLUDED.updated_at <> r.updated_at
-            THEN EXCLUDED.updated_at > r.updated_at
-        WHEN (CASE WHEN EXCLUDED.destroyed_at IS NOT NULL THEN 2 WHEN EXCLUDED.deleted_at IS NOT NULL THEN 1 ELSE 0 END)
-          <> (CASE WHEN r.destroyed_at IS NOT NULL THEN 2 WHEN r.deleted_at IS NOT NULL THEN 1 ELSE 0 END)
-            THEN (CASE WHEN EXCLUDED.destroyed_at IS NOT NULL THEN 2 WHEN EXCLUDED.deleted_at IS NOT NULL THEN 1 ELSE 0 END)
-               > (CASE WHEN r.destroyed_at IS NOT NULL THEN 2 WHEN r.deleted_at IS NOT NULL THEN 1 ELSE 0 END)
-        ELSE (EXCLUDED.source = 'reconcile' AND EXCLUDED.data->>'updatedAt' IS NOT NULL
-              AND EXCLUDED.data <> r.data)
-          OR (r.destroyed_at IS NOT NULL AND r.source = 'reconcile' AND EXCLUDED.source = 'webhook')
-    END
+    WHERE twenty_mirror_supersedes(EXCLUDED.updated_at, EXCLUDED.deleted_at, EXCLUDED.destroyed_at,
+                                   EXCLUDED.source, EXCLUDED.data,
+                                   r.updated_at, r.deleted_at, r.destroyed_at, r.source, r.data)
     RETURNING r.object, r.id, (r.xmax = 0) AS inserted
 )
 SELECT w.inserted,
-       (p.id IS NOT NULL
+       (p.ord IS NOT NULL
         AND p.updated_at = i.updated_at
         AND (p.deleted_at IS NULL) = (i.deleted_at IS NULL)
         AND (p.destroyed_at IS NULL) = (i.destroyed_at IS NULL)
-        AND (i.data::jsonb->>'updatedAt' IS NULL OR p.data = i.data::jsonb)) AS identical
+        AND (i.data->>'updatedAt' IS NULL OR p.data = i.data)) AS identical
 FROM incoming i
 LEFT JOIN written w ON w.object = i.object AND w.id = i.id
-LEFT JOIN prior p ON p.object = i.object AND p.id = i.id
+LEFT JOIN prior p ON p.ord = i.ord
 ORDER BY i.ord";
 
 pub(super) async fn prune_events(pool: &PgPool, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {

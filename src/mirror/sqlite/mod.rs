@@ -1,6 +1,7 @@
 //! The SQLite backend: the embedded default. Timestamps are fixed-width RFC 3339 text, so text order
 //! is time order; `data` is canonical JSON text.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -11,10 +12,8 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::change::{format_timestamp, parse_timestamp};
-use super::rule::{ApplyOutcome, Reduced, Version, identical};
-use super::{
-    ACQUIRE_TIMEOUT, Change, Context, EventRow, Source, Stage, StoreError, StoredEvent, StoredRecord,
-};
+use super::rule::{ApplyOutcome, Reduced};
+use super::{ACQUIRE_TIMEOUT, Change, Context, EventRow, Source, StoreError, StoredEvent, StoredRecord};
 
 pub(crate) mod sync;
 
@@ -90,58 +89,97 @@ pub(super) async fn record_deliveries(
     tx.commit().await.context("committing deliveries")
 }
 
-/// The apply rule on SQLite: per row, one guarded upsert (the rule of `rule.rs` in SQL) and a read
-/// of the row before it, only to tell a duplicate from a stale change. The caller holds the write
-/// lock, so nothing changes the row between the two.
+/// The apply rule on SQLite, for a whole batch in two statements: one reads how each incoming
+/// change compares with its row (to tell a duplicate from a stale change), one is the guarded
+/// upsert. The batch goes in as one JSON array that SQLite unpacks with `json_each`, so the cost
+/// is per batch, not per row. The caller holds the write lock, so nothing changes in between.
 pub(super) async fn apply(
     conn: &mut SqliteConnection,
     changes: &[&Change],
 ) -> Result<Vec<ApplyOutcome>, StoreError> {
     let reduced = Reduced::new(changes);
-    let mut winner_outcomes = Vec::with_capacity(reduced.winners.len());
-    for &i in &reduced.winners {
-        let change = changes[i];
-        let prior = sqlx::query(
-            "SELECT data, updated_at, deleted_at, destroyed_at, source FROM twenty_records \
-             WHERE object = ?1 AND id = ?2",
-        )
-        .bind(&change.object)
-        .bind(&change.id)
-        .fetch_optional(&mut *conn)
-        .await
-        .context("reading a row before applying a change")?;
-        let written = sqlx::query(UPSERT)
-            .bind(&change.object)
-            .bind(&change.id)
-            .bind(&change.data)
-            .bind(format_timestamp(change.updated_at))
-            .bind(change.deleted_at.map(format_timestamp))
-            .bind(change.destroyed_at.map(format_timestamp))
-            .bind(change.source.as_str())
-            .fetch_optional(&mut *conn)
-            .await
-            .context("applying a change")?
-            .is_some();
-        let outcome = match (written, prior) {
-            (true, None) => ApplyOutcome::Inserted,
-            (true, Some(_)) => ApplyOutcome::Updated,
-            (false, None) => ApplyOutcome::Stale,
-            (false, Some(row)) => {
-                let (data, stored) = stored_version(&row)?;
-                let stored = Version { data: &data, ..stored };
-                if identical(&change.into(), &stored) { ApplyOutcome::Duplicate } else { ApplyOutcome::Stale }
-            }
-        };
-        winner_outcomes.push(outcome);
+    if reduced.winners.is_empty() {
+        return Ok(Vec::new());
     }
+    let rows: Vec<BatchRow<'_>> = reduced.winners.iter().map(|&i| BatchRow::of(changes[i])).collect();
+    let batch = serde_json::to_string(&rows).map_err(|e| StoreError::Corrupt(format!("a batch: {e}")))?;
+    let prior: Vec<(i64, bool, bool)> = sqlx::query_as(CLASSIFY)
+        .bind(&batch)
+        .fetch_all(&mut *conn)
+        .await
+        .context("reading rows before applying changes")?;
+    let written: HashSet<(String, String)> = sqlx::query_as(UPSERT)
+        .bind(&batch)
+        .fetch_all(&mut *conn)
+        .await
+        .context("applying changes")?
+        .into_iter()
+        .collect();
+    let winner_outcomes = prior
+        .into_iter()
+        .zip(&rows)
+        .map(|((_, existed, identical), row)| {
+            match (written.contains(&(row.object.to_owned(), row.id.to_owned())), existed, identical) {
+                (true, false, _) => ApplyOutcome::Inserted,
+                (true, true, _) => ApplyOutcome::Updated,
+                (false, _, true) => ApplyOutcome::Duplicate,
+                (false, _, false) => ApplyOutcome::Stale,
+            }
+        })
+        .collect::<Vec<_>>();
     Ok(reduced.outcomes(&winner_outcomes))
 }
 
-/// The guarded upsert. The `WHERE` is `rule::supersedes`, case for case; a partial record (no
-/// `updatedAt`) keeps the stored data.
+/// One change as the batch's JSON carries it; `data` is the record's JSON as a string, so that
+/// SQLite stores exactly that text.
+#[derive(serde::Serialize)]
+struct BatchRow<'a> {
+    object: &'a str,
+    id: &'a str,
+    data: &'a str,
+    updated_at: String,
+    deleted_at: Option<String>,
+    destroyed_at: Option<String>,
+    source: &'static str,
+}
+
+impl<'a> BatchRow<'a> {
+    fn of(change: &'a Change) -> Self {
+        BatchRow {
+            object: &change.object,
+            id: &change.id,
+            data: &change.data,
+            updated_at: format_timestamp(change.updated_at),
+            deleted_at: change.deleted_at.map(format_timestamp),
+            destroyed_at: change.destroyed_at.map(format_timestamp),
+            source: change.source.as_str(),
+        }
+    }
+}
+
+/// Per incoming change, in batch order: whether its row exists, and whether the change is a
+/// repeat of it (same version, same stage, same data; a partial record's data is not compared).
+const CLASSIFY: &str = "\
+SELECT CAST(j.key AS INTEGER) AS idx,
+       r.id IS NOT NULL AS existed,
+       coalesce(r.updated_at = j.value->>'updated_at'
+                AND (r.deleted_at IS NULL) = (j.value->>'deleted_at' IS NULL)
+                AND (r.destroyed_at IS NULL) = (j.value->>'destroyed_at' IS NULL)
+                AND (json_extract(j.value->>'data', '$.updatedAt') IS NULL OR r.data = j.value->>'data'),
+                0) AS identical
+FROM json_each(?1) AS j
+LEFT JOIN twenty_records AS r ON r.object = j.value->>'object' AND r.id = j.value->>'id'
+ORDER BY idx";
+
+/// The guarded upsert over the batch. The `WHERE` is `rule::supersedes`, case for case; a partial
+/// record (no `updatedAt`) keeps the stored data. (`WHERE true` is SQLite's way to let an
+/// `INSERT … SELECT` take an `ON CONFLICT` clause.)
 const UPSERT: &str = "\
 INSERT INTO twenty_records AS r (object, id, data, updated_at, deleted_at, destroyed_at, source, synced_at)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+SELECT j.value->>'object', j.value->>'id', j.value->>'data', j.value->>'updated_at',
+       j.value->>'deleted_at', j.value->>'destroyed_at', j.value->>'source',
+       strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+FROM json_each(?1) AS j WHERE true
 ON CONFLICT (object, id) DO UPDATE SET
     data = CASE WHEN json_extract(excluded.data, '$.updatedAt') IS NULL THEN r.data ELSE excluded.data END,
     updated_at = excluded.updated_at,
@@ -163,16 +201,7 @@ WHERE CASE
           AND excluded.data <> r.data)
       OR (r.destroyed_at IS NOT NULL AND r.source = 'reconcile' AND excluded.source = 'webhook')
 END
-RETURNING 1";
-
-fn stored_version(row: &SqliteRow) -> Result<(String, Version<'static>), StoreError> {
-    let data: String = row.try_get("data").context("reading data")?;
-    let updated_at =
-        timestamp(row, "updated_at")?.ok_or_else(|| StoreError::Corrupt("updated_at is null".into()))?;
-    let stage = Stage::of(timestamp(row, "deleted_at")?, timestamp(row, "destroyed_at")?);
-    let source = source(row)?;
-    Ok((data, Version { updated_at, stage, source, data: "", partial: false }))
-}
+RETURNING object, id";
 
 fn timestamp(row: &SqliteRow, column: &'static str) -> Result<Option<DateTime<Utc>>, StoreError> {
     let text: Option<String> = row.try_get(column).context("reading a timestamp column")?;
