@@ -87,7 +87,14 @@ fn main() {
 
     let mut backends = vec![Backend::Sqlite];
     match runtime.block_on(postgres_answers(&postgres_url)) {
-        Ok(()) => backends.push(Backend::Postgres { admin_url: postgres_url }),
+        Ok(()) => {
+            let sslmode = postgres_url
+                .split_once('?')
+                .and_then(|(_, query)| query.split('&').find_map(|pair| pair.strip_prefix("sslmode=")))
+                .unwrap_or("prefer, sqlx's default: TLS when the server offers it");
+            report.notes.push(format!("PostgreSQL sslmode: {sslmode}"));
+            backends.push(Backend::Postgres { admin_url: postgres_url });
+        }
         Err(why) => report.notes.push(format!("PostgreSQL skipped: {why}")),
     }
     if !reset_hwm() {

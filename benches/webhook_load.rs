@@ -201,11 +201,12 @@ impl Bench {
     fn naive_run(&mut self, backend: &Backend, concurrency: usize) -> NaiveResult {
         let label = format!("{}-c{concurrency}", backend.name());
         let database = self.fresh_database(backend);
+        let store = self.control.block_on(open_naive_store(backend, &database.url, concurrency));
         let changes = self.workload.changes.clone();
+
         let background = wait_for_quiet();
         let window = Window::after(WARM_UP, MEASURED);
         let (tally, cpu) = self.control.block_on(async {
-            let store = open_naive_store(backend, &database.url, concurrency).await;
             let cpu = tokio::spawn(cpu_use_over(window, None, background));
             let tally = naive_closed_loop(store.clone(), changes, concurrency, window).await;
             store.close().await;
@@ -760,16 +761,23 @@ async fn send(
         }
     }
     let Some(open) = connection.as_mut() else { return false };
-    match open.exchange(request).await {
-        Ok(200) => tally.success(window, reference, Instant::now()),
-        Ok(status) => tally.failure(format!("HTTP {status}")),
-        Err(e) => {
+    match tokio::time::timeout(DELIVERY_TIMEOUT, open.exchange(request)).await {
+        Ok(Ok(200)) => tally.success(window, reference, Instant::now()),
+        Ok(Ok(status)) => tally.failure(format!("HTTP {status}")),
+        Ok(Err(e)) => {
             tally.failure(format!("I/O: {e}"));
+            *connection = None;
+        }
+        Err(_) => {
+            tally.failure(format!("no answer within {DELIVERY_TIMEOUT:?}"));
             *connection = None;
         }
     }
     true
 }
+
+/// Twenty gives up on a delivery after 5 s; so does the bench, which also bounds every request.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The naive design: each record in a transaction of its own, from `concurrency` tasks.
 async fn naive_closed_loop(
@@ -793,9 +801,11 @@ async fn naive_closed_loop(
                     tally.ran_out = true;
                     break;
                 };
-                match store.apply(std::slice::from_ref(change)).await {
-                    Ok(_) => tally.success(window, started, Instant::now()),
-                    Err(error) => tally.failure(error_chain(&error)),
+                match tokio::time::timeout(DELIVERY_TIMEOUT, store.apply(std::slice::from_ref(change))).await
+                {
+                    Ok(Ok(_)) => tally.success(window, started, Instant::now()),
+                    Ok(Err(error)) => tally.failure(error_chain(&error)),
+                    Err(_) => tally.failure(format!("no commit within {DELIVERY_TIMEOUT:?}")),
                 }
             }
             tally
@@ -913,6 +923,8 @@ struct Server {
 
 /// How long the server gets to answer `/readyz` after it starts, migrations included.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// `/readyz` answers within its own 2 s timeout; a probe waits a little longer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long the server gets to stop after SIGTERM; it drains in-flight requests, of which there are
 /// none by then.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -951,7 +963,7 @@ impl Server {
                 panic!("the server exited ({status}) before it was ready; see {}", self.log.display());
             }
             if let Ok(mut connection) = HttpConnection::open(self.address).await
-                && let Ok(200) = connection.exchange(&probe).await
+                && let Ok(Ok(200)) = tokio::time::timeout(PROBE_TIMEOUT, connection.exchange(&probe)).await
             {
                 self.log_at_ready = fs::metadata(&self.log).map_or(0, |m| m.len() as usize);
                 return;
@@ -1067,7 +1079,7 @@ impl Backend {
             Backend::Postgres { admin_url } => {
                 // Unique per process and run, so concurrent benches do not collide; a database left
                 // by an interrupted bench is recognisable by its prefix.
-                let name = format!("twenty_mirror_bench_{}_{run}", std::process::id());
+                let name = format!("{}{run}", database_prefix());
                 let mut admin =
                     PgConnection::connect(admin_url).await.expect("connecting to BENCH_POSTGRES_URL");
                 admin
@@ -1113,6 +1125,11 @@ impl Database {
     }
 }
 
+/// The names of this process's databases start with this.
+fn database_prefix() -> String {
+    format!("twenty_mirror_bench_{}_", std::process::id())
+}
+
 async fn postgres_answers(admin_url: &str) -> Result<(), String> {
     match tokio::time::timeout(Duration::from_secs(3), PgConnection::connect(admin_url)).await {
         Ok(Ok(connection)) => connection.close().await.map_err(|e| format!("closing a connection: {e}")),
@@ -1153,11 +1170,11 @@ struct CpuSample {
 struct CpuUse {
     /// The server process (nothing in the naive runs, where the bench plays the server).
     server: f64,
-    /// Every process named `postgres`: the backends, the WAL writer, the checkpointer.
+    /// PostgreSQL: the backends serving this bench's databases, the WAL writer, the checkpointer.
     postgres: f64,
     bench: f64,
     /// The rest of the machine's busy time: the kernel's own threads (journal commits, writeback),
-    /// processes that ended during the run, and anyone else's work.
+    /// processes that ended during the run, and anyone else's work, other databases' included.
     other: f64,
     /// The machine's load just before the run, while nothing of ours was working.
     background: f64,
@@ -1221,11 +1238,22 @@ fn sample_cpu(server: Option<u32>) -> CpuSample {
             sample.server += ticks;
         } else if pid == me {
             sample.bench += ticks;
-        } else if name == "postgres" {
+        } else if name == "postgres" && !serves_another_database(&pid) {
             sample.postgres += ticks;
         }
     }
     sample
+}
+
+/// Whether a PostgreSQL process serves a client of a database other than this bench's: someone
+/// else's work on a shared server. Client backends title themselves
+/// `postgres: CLUSTER: USER DATABASE HOST(PORT) STATE`; the shared background processes (WAL
+/// writer, checkpointer) do not name a host and count as the bench's.
+fn serves_another_database(pid: &str) -> bool {
+    let Ok(title) = fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+    let title = String::from_utf8_lossy(&title);
+    let client = title.contains('(') || title.contains("[local]");
+    client && !title.contains(&database_prefix())
 }
 
 /// Samples CPU time at both ends of the window.
