@@ -1383,7 +1383,7 @@ struct Report {
 impl Report {
     fn render(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "# webhook_load\n");
+        let _ = writeln!(out, "# webhook_load, {}\n", Utc::now().format("%Y-%m-%d %H:%M UTC"));
         let _ = writeln!(
             out,
             "{} cores; {} signed deliveries of {}–{} bytes over {} people and {} companies; \
@@ -1427,7 +1427,12 @@ impl Report {
                 service.load.per_second / naive.load.per_second,
             );
         }
-        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "\nLatencies are per delivery, client side. CPU in cores over the measured time; other = \
+             the rest of the machine. ratio = service deliveries/s ÷ naive rows/s. * = other processes \
+             were busy (see below).\n"
+        );
         for (backend, paced) in &self.paced {
             let _ = writeln!(
                 out,
