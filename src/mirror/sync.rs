@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::rule::ApplyOutcome;
-use super::{Change, Stage, Store, StoreError, postgres, sqlite};
+use super::{Change, Context, Stage, Store, StoreError, postgres, sqlite};
 
 /// An object discovered through Twenty's metadata API: a row of `twenty_objects`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -67,6 +67,25 @@ impl Counts {
     pub fn of_sweep(destroyed: u64) -> Counts {
         let destroyed = destroyed as i64;
         Counts { destroyed, repaired: destroyed, ..Counts::default() }
+    }
+
+    /// Reads the seven count columns of a `sync_runs` row, on either backend.
+    pub(crate) fn from_row<'r, R>(row: &'r R) -> Result<Counts, StoreError>
+    where
+        R: sqlx::Row,
+        &'r str: sqlx::ColumnIndex<R>,
+        i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        let count = |column: &'r str| row.try_get::<i64, _>(column).context("reading a run's count");
+        Ok(Counts {
+            fetched: count("fetched")?,
+            inserted: count("inserted")?,
+            updated: count("updated")?,
+            deleted: count("deleted")?,
+            destroyed: count("destroyed")?,
+            unchanged: count("unchanged")?,
+            repaired: count("repaired")?,
+        })
     }
 
     pub fn add(&mut self, other: Counts) {

@@ -323,8 +323,6 @@ pub(crate) async fn runs(pool: &PgPool, id: Option<i64>, limit: i64) -> Result<V
 fn run_row(row: &PgRow) -> Result<RunRow, StoreError> {
     let text =
         |column: &'static str| -> Result<String, StoreError> { row.try_get(column).context("reading a run") };
-    let count =
-        |column: &'static str| -> Result<i64, StoreError> { row.try_get(column).context("reading a count") };
     let objects: serde_json::Value = row.try_get("objects").context("reading a run's objects")?;
     Ok(RunRow {
         id: row.try_get("id").context("reading a run id")?,
@@ -335,15 +333,7 @@ fn run_row(row: &PgRow) -> Result<RunRow, StoreError> {
         ended_at: row.try_get("ended_at").context("reading ended_at")?,
         status: RunStatus::parse(&text("status")?).ok_or_else(|| StoreError::Corrupt("status".into()))?,
         error: row.try_get("error").context("reading a run's error")?,
-        counts: Counts {
-            fetched: count("fetched")?,
-            inserted: count("inserted")?,
-            updated: count("updated")?,
-            deleted: count("deleted")?,
-            destroyed: count("destroyed")?,
-            unchanged: count("unchanged")?,
-            repaired: count("repaired")?,
-        },
+        counts: Counts::from_row(row)?,
     })
 }
 

@@ -340,8 +340,6 @@ fn run_row(row: &SqliteRow) -> Result<RunRow, StoreError> {
     let text =
         |column: &'static str| -> Result<String, StoreError> { row.try_get(column).context("reading a run") };
     let objects = text("objects")?;
-    let count =
-        |column: &'static str| -> Result<i64, StoreError> { row.try_get(column).context("reading a count") };
     Ok(RunRow {
         id: row.try_get("id").context("reading a run id")?,
         trigger: Trigger::parse(&text("trigger")?).ok_or_else(|| StoreError::Corrupt("trigger".into()))?,
@@ -351,15 +349,7 @@ fn run_row(row: &SqliteRow) -> Result<RunRow, StoreError> {
         ended_at: timestamp(row, "ended_at")?,
         status: RunStatus::parse(&text("status")?).ok_or_else(|| StoreError::Corrupt("status".into()))?,
         error: row.try_get("error").context("reading a run's error")?,
-        counts: Counts {
-            fetched: count("fetched")?,
-            inserted: count("inserted")?,
-            updated: count("updated")?,
-            deleted: count("deleted")?,
-            destroyed: count("destroyed")?,
-            unchanged: count("unchanged")?,
-            repaired: count("repaired")?,
-        },
+        counts: Counts::from_row(row)?,
     })
 }
 
