@@ -33,7 +33,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection as _, Executor as _, PgConnection};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -41,7 +41,7 @@ use tokio::runtime::Runtime;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use twenty_mirror::config::DatabaseUrl;
-use twenty_mirror::mirror::{ACQUIRE_TIMEOUT, Change, Source, Store, StoreError};
+use twenty_mirror::mirror::{Change, Source, Store, StoreError};
 use twenty_mirror::twenty::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 
 const SECRET: &str = "whsec-bench-6b1f0c9e2d7a4e3b8c5d1f0a9e8b7c6d";
@@ -824,12 +824,7 @@ async fn open_naive_store(backend: &Backend, url: &str, concurrency: usize) -> S
         }
         Backend::Postgres { .. } => {
             let options = PgConnectOptions::from_str(url).expect("a PostgreSQL URL");
-            Store::Postgres(
-                PgPoolOptions::new()
-                    .max_connections(u32::try_from(concurrency).expect("a small concurrency"))
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
-                    .connect_lazy_with(options),
-            )
+            Store::postgres_with_pool_size(options, u32::try_from(concurrency).expect("a small concurrency"))
         }
     };
     store.migrate().await.expect("migrating the naive store");

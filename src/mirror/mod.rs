@@ -191,8 +191,14 @@ impl Store {
         } else {
             let options = sqlx::postgres::PgConnectOptions::from_str(url)
                 .context("DATABASE_URL is not a valid PostgreSQL URL")?;
-            Ok(Store::Postgres(postgres::connect(options)))
+            Ok(Store::Postgres(postgres::connect(options, postgres::MAX_CONNECTIONS)))
         }
+    }
+
+    /// A PostgreSQL store with a pool of another size, set up as [`Store::connect`] sets it up: for
+    /// load generators that compare a connection per task with the service's own pool.
+    pub fn postgres_with_pool_size(options: sqlx::postgres::PgConnectOptions, max_connections: u32) -> Self {
+        Store::Postgres(postgres::connect(options, max_connections))
     }
 
     pub fn backend(&self) -> &'static str {
