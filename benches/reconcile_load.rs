@@ -640,15 +640,13 @@ impl Database {
                 let mut admin =
                     PgConnection::connect(admin_url).await.expect("connecting to BENCH_POSTGRES_URL");
                 admin
-                    .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(format!("CREATE DATABASE {name}").as_str())
                     .await
                     .expect("creating a bench database");
                 // So that pg_stat_wal times the WAL writes and flushes of the sessions on this
                 // database (a superuser setting; without it the times stay zero).
                 let _ = admin
-                    .execute(sqlx::AssertSqlSafe(format!(
-                        "ALTER DATABASE {name} SET track_wal_io_timing = on"
-                    )))
+                    .execute(format!("ALTER DATABASE {name} SET track_wal_io_timing = on").as_str())
                     .await;
                 admin.close().await.expect("closing the admin connection");
                 let url = with_database(admin_url, &name);
@@ -725,9 +723,7 @@ impl Drop for Database {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(async {
                 let mut admin = PgConnection::connect(&admin_url).await?;
-                admin
-                    .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                    .await?;
+                admin.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await?;
                 admin.close().await
             })?;
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())

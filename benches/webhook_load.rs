@@ -1078,7 +1078,7 @@ impl Backend {
                 let mut admin =
                     PgConnection::connect(admin_url).await.expect("connecting to BENCH_POSTGRES_URL");
                 admin
-                    .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(format!("CREATE DATABASE {name}").as_str())
                     .await
                     .expect("creating a bench database");
                 admin.close().await.expect("closing the admin connection");
@@ -1111,7 +1111,7 @@ impl Database {
                 let mut admin =
                     PgConnection::connect(&admin_url).await.expect("connecting to BENCH_POSTGRES_URL");
                 admin
-                    .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                    .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
                     .await
                     .expect("dropping a bench database");
                 admin.close().await.expect("closing the admin connection");

@@ -53,10 +53,7 @@ impl TestDb {
                 let name = unique_name();
                 let mut admin =
                     sqlx::PgConnection::connect(&admin_url).await.expect("connecting to TEST_DATABASE_URL");
-                admin
-                    .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .await
-                    .expect("creating a database");
+                admin.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("creating a database");
                 let url = with_database(&admin_url, &name);
                 TestDb { url, postgres: Some(PostgresDb { admin_url, name }), _dir: None }
             }
@@ -75,10 +72,7 @@ impl TestDb {
             Some(pg) => {
                 let mut admin = sqlx::PgConnection::connect(&pg.admin_url).await.expect("admin connection");
                 admin
-                    .execute(sqlx::AssertSqlSafe(format!(
-                        "ALTER DATABASE {} ALLOW_CONNECTIONS false",
-                        pg.name
-                    )))
+                    .execute(format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", pg.name).as_str())
                     .await
                     .expect("refusing connections");
                 sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
@@ -110,7 +104,7 @@ impl Outage {
         match self {
             Outage::Postgres { mut admin, name } => {
                 admin
-                    .execute(sqlx::AssertSqlSafe(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")))
+                    .execute(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true").as_str())
                     .await
                     .expect("allowing connections again");
             }
@@ -129,9 +123,7 @@ impl Drop for TestDb {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(async {
                 let mut admin = sqlx::PgConnection::connect(&pg.admin_url).await?;
-                admin
-                    .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", pg.name)))
-                    .await?;
+                admin.execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", pg.name).as_str()).await?;
                 Ok::<_, sqlx::Error>(())
             })?;
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
