@@ -68,24 +68,9 @@ pub(super) async fn record_deliveries(
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.context("starting a write transaction")?;
     let outcomes = apply(&mut tx, changes).await?;
     super::fill_outcomes(events, outcomes);
-    for event in events.iter() {
-        sqlx::query(
-            "INSERT INTO webhook_events \
-             (received_at, event_name, object, record_id, record_updated_at, outcome, error, body) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )
-        .bind(format_timestamp(event.delivery.received_at))
-        .bind(event.delivery.event_name.as_deref())
-        .bind(event.delivery.object.as_deref())
-        .bind(event.delivery.record_id.as_deref())
-        .bind(event.delivery.record_updated_at.map(format_timestamp))
-        .bind(event.outcome.map(|o| o.as_str()))
-        .bind(event.error)
-        .bind(&event.delivery.body)
-        .execute(&mut *tx)
-        .await
-        .context("logging a delivery")?;
-    }
+    let logged: Vec<LoggedEvent<'_>> = events.iter().map(LoggedEvent::of).collect();
+    let batch = serde_json::to_string(&logged).map_err(|e| StoreError::Corrupt(format!("a batch: {e}")))?;
+    sqlx::query(LOG_EVENTS).bind(batch).execute(&mut *tx).await.context("logging deliveries")?;
     tx.commit().await.context("committing deliveries")
 }
 
@@ -137,6 +122,7 @@ struct BatchRow<'a> {
     object: &'a str,
     id: &'a str,
     data: &'a str,
+    partial: bool,
     updated_at: String,
     deleted_at: Option<String>,
     destroyed_at: Option<String>,
@@ -149,6 +135,7 @@ impl<'a> BatchRow<'a> {
             object: &change.object,
             id: &change.id,
             data: &change.data,
+            partial: change.partial,
             updated_at: format_timestamp(change.updated_at),
             deleted_at: change.deleted_at.map(format_timestamp),
             destroyed_at: change.destroyed_at.map(format_timestamp),
@@ -156,6 +143,46 @@ impl<'a> BatchRow<'a> {
         }
     }
 }
+
+/// One `webhook_events` row as the batch's JSON carries it.
+#[derive(serde::Serialize)]
+struct LoggedEvent<'a> {
+    received_at: String,
+    event_name: Option<&'a str>,
+    object: Option<&'a str>,
+    record_id: Option<&'a str>,
+    record_updated_at: Option<String>,
+    outcome: Option<&'static str>,
+    error: Option<&'a str>,
+    body: &'a str,
+}
+
+impl<'a> LoggedEvent<'a> {
+    fn of(event: &EventRow<'a>) -> Self {
+        let delivery = event.delivery;
+        LoggedEvent {
+            received_at: format_timestamp(delivery.received_at),
+            event_name: delivery.event_name.as_deref(),
+            object: delivery.object.as_deref(),
+            record_id: delivery.record_id.as_deref(),
+            record_updated_at: delivery.record_updated_at.map(format_timestamp),
+            outcome: event.outcome.map(|o| o.as_str()),
+            error: event.error,
+            body: &delivery.body,
+        }
+    }
+}
+
+/// A batch's deliveries in one statement: every statement is a round trip to SQLite's worker
+/// thread, and one per delivery made the log, not the mirror, the writer's bottleneck. Ordered by
+/// array index, so ids follow the batch's order.
+const LOG_EVENTS: &str = "\
+INSERT INTO webhook_events
+    (received_at, event_name, object, record_id, record_updated_at, outcome, error, body)
+SELECT e.value->>'received_at', e.value->>'event_name', e.value->>'object', e.value->>'record_id',
+       e.value->>'record_updated_at', e.value->>'outcome', e.value->>'error', e.value->>'body'
+FROM json_each(?1) AS e
+ORDER BY CAST(e.key AS INTEGER)";
 
 /// Per incoming change, in batch order: whether its row exists, and whether the change is a
 /// repeat of it (same version, same stage, same data; a partial record's data is not compared).
@@ -165,7 +192,7 @@ SELECT CAST(j.key AS INTEGER) AS idx,
        coalesce(r.updated_at = j.value->>'updated_at'
                 AND (r.deleted_at IS NULL) = (j.value->>'deleted_at' IS NULL)
                 AND (r.destroyed_at IS NULL) = (j.value->>'destroyed_at' IS NULL)
-                AND (json_extract(j.value->>'data', '$.updatedAt') IS NULL OR r.data = j.value->>'data'),
+                AND (j.value->>'partial' OR r.data = j.value->>'data'),
                 0) AS identical
 FROM json_each(?1) AS j
 LEFT JOIN twenty_records AS r ON r.object = j.value->>'object' AND r.id = j.value->>'id'
