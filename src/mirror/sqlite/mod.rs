@@ -34,13 +34,54 @@ pub(super) async fn connect(options: SqliteConnectOptions) -> Result<SqlitePool,
         // FULL: an acknowledged delivery survives a power cut, not only a crash of the process.
         // With group commit the cost is one fsync per batch, not per delivery.
         .synchronous(SqliteSynchronous::Full)
-        .busy_timeout(BUSY_TIMEOUT);
-    SqlitePoolOptions::new()
+        .busy_timeout(BUSY_TIMEOUT)
+        // Checkpoints run on their own connection (see `checkpoint_in_background`), not inside
+        // the commit that happens to fill the WAL, which is the one writer's.
+        .pragma("wal_autocheckpoint", "0")
+        // The statement journal of a multi-row upsert: in memory, not a temporary file.
+        .pragma("temp_store", "memory");
+    let pool = SqlitePoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(options)
         .await
-        .context("opening the SQLite database")
+        .context("opening the SQLite database")?;
+    tokio::spawn(checkpoint_in_background(pool.clone()));
+    Ok(pool)
+}
+
+/// How often committed pages are copied from the WAL back into the database file.
+const CHECKPOINT_PERIOD: Duration = Duration::from_millis(250);
+
+/// A WAL of more pages than this (64 MiB of 4 KiB pages) gets a checkpoint that waits for the
+/// writer, so that the WAL can start over even under a load that never pauses.
+const WAL_PAGES_LIMIT: i64 = 16_384;
+
+/// Copies the WAL back into the database file every [`CHECKPOINT_PERIOD`], on a connection of its
+/// own. SQLite would otherwise do it inside whichever commit crosses its threshold, and the one
+/// writer (every delivery, every reconciler page) would wait for the copy and its fsync. A
+/// passive checkpoint never blocks the writer; one that found more than [`WAL_PAGES_LIMIT`] pages
+/// is followed by a restart checkpoint, which waits for the writer between transactions. Ends
+/// when the pool is closed.
+async fn checkpoint_in_background(pool: SqlitePool) {
+    let mut every = tokio::time::interval(CHECKPOINT_PERIOD);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !pool.is_closed() {
+        every.tick().await;
+        let passive: Result<(i64, i64, i64), _> =
+            sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&pool).await;
+        let result = match passive {
+            Ok((_, wal_pages, _)) if wal_pages > WAL_PAGES_LIMIT => {
+                sqlx::query("PRAGMA wal_checkpoint(RESTART)").execute(&pool).await.map(drop)
+            }
+            other => other.map(drop),
+        };
+        if let Err(error) = result
+            && !pool.is_closed()
+        {
+            tracing::warn!(%error, "a WAL checkpoint failed; the next one will retry");
+        }
+    }
 }
 
 pub(super) async fn applied_migrations(pool: &SqlitePool) -> Result<Vec<i64>, StoreError> {
@@ -329,4 +370,48 @@ fn event_row(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
         error: row.try_get("error").context("reading error")?,
         body: row.try_get("body").context("reading body")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use serde_json::json;
+
+    use super::*;
+
+    /// With SQLite's own checkpoints off, only the background task moves committed pages from the
+    /// WAL into the database file.
+    #[tokio::test]
+    async fn committed_pages_reach_the_database_file_without_an_autocheckpoint() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("mirror.db");
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display())).expect("a URL");
+        let pool = connect(options).await.expect("opening the database");
+        MIGRATOR.run(&pool).await.expect("migrating");
+        let settled_size = std::fs::metadata(&path).expect("the database file").len();
+
+        let padding = "x".repeat(2_000);
+        let changes: Vec<Change> = (0..500)
+            .map(|i| {
+                let record =
+                    json!({"id": format!("p{i}"), "updatedAt": "2026-09-21T10:00:00.000Z", "bio": padding});
+                Change::upsert("person", &record, Source::Webhook).expect("a change")
+            })
+            .collect();
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.expect("a transaction");
+        apply(&mut tx, &changes.iter().collect::<Vec<_>>()).await.expect("applying");
+        tx.commit().await.expect("committing");
+
+        let deadline = tokio::time::Instant::now() + 10 * CHECKPOINT_PERIOD;
+        loop {
+            let size = std::fs::metadata(&path).expect("the database file").len();
+            if size > settled_size + 1_000_000 {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the database file stayed at {size} bytes");
+            tokio::time::sleep(CHECKPOINT_PERIOD / 5).await;
+        }
+        pool.close().await;
+    }
 }
