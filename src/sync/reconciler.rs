@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 use tracing::Instrument;
 
 use crate::metrics::Metrics;
@@ -437,27 +437,31 @@ impl Pass<'_> {
     ) -> Result<(), ReconcileError> {
         let reconciler = self.reconciler;
         let object = self.object.name_singular.as_str();
+        // A page is fetched, parsed and turned into changes on a task of its own, so that it runs
+        // on another core while the page before it is written: this task's turns go to the write.
         let fetch = |cursor: Option<String>| {
-            let (client, plural, filter) =
-                (reconciler.client.clone(), self.object.name_plural.clone(), filter.to_owned());
-            async move { client.list_page(&plural, Some(&filter), Some(ORDER), cursor.as_deref()).await }
+            let (client, plural, filter, object) = (
+                reconciler.client.clone(),
+                self.object.name_plural.clone(),
+                filter.to_owned(),
+                object.to_owned(),
+            );
+            AbortOnDropHandle::new(tokio::spawn(async move {
+                let page = client.list_page(&plural, Some(&filter), Some(ORDER), cursor.as_deref()).await?;
+                let changes = changes_of(&object, &page.records);
+                Ok::<_, ClientError>((page, changes))
+            }))
         };
-        let mut page = fetch(None).await?;
-        loop {
+        let mut next = Some(fetch(None));
+        while let Some(fetching) = next.take() {
             if reconciler.shutdown.is_cancelled() {
                 return Err(ReconcileError::Cancelled);
             }
-            let changes: Vec<Change> = page
-                .records
-                .iter()
-                .filter_map(|record| match Change::upsert(object, record, Source::Reconcile) {
-                    Ok(change) => Some(change),
-                    Err(error) => {
-                        tracing::warn!(%error, "skipped a record Twenty returned without what the mirror needs");
-                        None
-                    }
-                })
-                .collect();
+            let (page, changes) = match fetching.await {
+                Ok(fetched) => fetched?,
+                Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+                Err(_) => return Err(ReconcileError::Cancelled),
+            };
             if let Some(seen) = seen.as_deref_mut() {
                 for change in &changes {
                     seen.insert(&change.id);
@@ -470,16 +474,11 @@ impl Pass<'_> {
                 watermark: changes.iter().map(|c| c.updated_at).max(),
                 run_id: self.active.run_id,
             };
-            // The next page is fetched while this one is written: the two wait on different things
-            // (Twenty and the network; the database), so a pass takes about the longer of the two
-            // instead of their sum. Only the write moves the checkpoint.
-            let (outcomes, next) = tokio::join!(reconciler.store.apply_page(&write), async {
-                match next_cursor {
-                    Some(cursor) => Some(fetch(Some(cursor)).await),
-                    None => None,
-                }
-            });
-            let page_counts = Counts::of_page(&changes, &outcomes?);
+            // The next page is fetched while this one is written, so a pass takes about the longer
+            // of the two instead of their sum. Only the write moves the checkpoint.
+            next = next_cursor.map(|cursor| fetch(Some(cursor)));
+            let outcomes = reconciler.store.apply_page(&write).await?;
+            let page_counts = Counts::of_page(&changes, &outcomes);
             counts.add(page_counts);
             if self.active.run_id.is_some() {
                 reconciler.metrics.page(object, page_counts.fetched as u64, page_counts.repaired as u64);
@@ -496,12 +495,23 @@ impl Pass<'_> {
                     requests: reconciler.client.stats().total_requests(),
                 });
             }
-            match next {
-                Some(next) => page = next?,
-                None => return Ok(()),
-            }
         }
+        Ok(())
     }
+}
+
+/// The records of a page as changes; a record without what the mirror needs is skipped, loudly.
+fn changes_of(object: &str, records: &[serde_json::Value]) -> Vec<Change> {
+    records
+        .iter()
+        .filter_map(|record| match Change::upsert(object, record, Source::Reconcile) {
+            Ok(change) => Some(change),
+            Err(error) => {
+                tracing::warn!(%error, "skipped a record Twenty returned without what the mirror needs");
+                None
+            }
+        })
+        .collect()
 }
 
 /// The ids a sweep has seen, 16 bytes each whatever their length, so that an object of a million
