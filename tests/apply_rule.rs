@@ -270,3 +270,51 @@ fn any_order_with_duplicates_converges_to_the_in_order_mirror() {
     });
     drop(db);
 }
+
+/// A batch that shares one commit logs each delivery as its own row, in the batch's order, with
+/// its own outcome and its body byte for byte (escapes, non-ASCII and line separators included).
+#[tokio::test]
+async fn a_batch_logs_every_delivery_in_order_with_its_own_outcome() {
+    let db = TestDb::new().await;
+    let store = Store::connect(&DatabaseUrl::new(db.url.clone())).await.expect("store");
+    store.migrate().await.expect("migrate");
+    let created = delivery("person.created", "p1", 0, json!({"name": "Zoë \"Z\" \\ O'Brien\u{2028}台北"}));
+    let newer = delivery("person.updated", "p3", 1_000, json!({"jobTitle": "CTO"})).to_string();
+    store.record_deliveries(&[parse_delivery(newer.as_bytes(), chrono::Utc::now())]).await.expect("p3");
+    let bodies = [
+        created.to_string(),
+        created.to_string(),
+        delivery("person.updated", "p2", 1_000, json!({"jobTitle": "CTO"})).to_string(),
+        json!({"eventName": "metadata.updated", "record": {}}).to_string(),
+        "not json at all".to_owned(),
+        delivery("person.updated", "p3", 500, json!({"jobTitle": "intern"})).to_string(),
+    ];
+    let batch: Vec<Delivery> =
+        bodies.iter().map(|body| parse_delivery(body.as_bytes(), chrono::Utc::now())).collect();
+
+    let outcomes = store.record_deliveries(&batch).await.expect("one commit");
+
+    let outcomes: Vec<&str> = outcomes.iter().map(|o| o.as_str()).collect();
+    assert_eq!(outcomes, ["applied", "duplicate", "applied", "ignored", "failed", "stale"]);
+    let mut events = store.recent_events(bodies.len() as i64).await.expect("the log");
+    events.reverse();
+    let logged: Vec<(&str, &str)> = events.iter().map(|e| (e.outcome.as_str(), e.body.as_str())).collect();
+    let expected: Vec<(&str, &str)> =
+        outcomes.iter().copied().zip(bodies.iter().map(String::as_str)).collect();
+    assert_eq!(logged, expected);
+    assert_eq!(events[2].record_id.as_deref(), Some("p2"));
+    assert_eq!(events[2].record_updated_at, Some(parse_timestamp(&at(1_000)).unwrap()));
+    assert!(events[4].error.as_deref().is_some_and(|e| !e.is_empty()), "a failure says why");
+    assert!(events.windows(2).all(|pair| pair[0].id < pair[1].id));
+}
+
+/// Re-planning the apply statement on every execution cost PostgreSQL about 1 ms a batch; every
+/// pooled connection is set to reuse one plan. (SQLite has no plan cache to set.)
+#[tokio::test]
+async fn postgres_connections_reuse_one_plan_per_statement() {
+    let db = TestDb::new().await;
+    let store = Store::connect(&DatabaseUrl::new(db.url.clone())).await.expect("store");
+    let Store::Postgres(pool) = &store else { return };
+    let mode: String = sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(pool).await.expect("a setting");
+    assert_eq!(mode, "force_generic_plan");
+}

@@ -129,23 +129,19 @@ pub(super) async fn apply(
     }
     let rows: Vec<BatchRow<'_>> = reduced.winners.iter().map(|&i| BatchRow::of(changes[i])).collect();
     let batch = serde_json::to_string(&rows).map_err(|e| StoreError::Corrupt(format!("a batch: {e}")))?;
-    let prior: Vec<(i64, bool, bool)> = sqlx::query_as(CLASSIFY)
+    let prior: Vec<(bool, bool)> = sqlx::query_as(CLASSIFY)
         .bind(&batch)
         .fetch_all(&mut *conn)
         .await
         .context("reading rows before applying changes")?;
-    let written: HashSet<(String, String)> = sqlx::query_as(UPSERT)
-        .bind(&batch)
-        .fetch_all(&mut *conn)
-        .await
-        .context("applying changes")?
-        .into_iter()
-        .collect();
+    let returned: Vec<(String, String)> =
+        sqlx::query_as(UPSERT).bind(&batch).fetch_all(&mut *conn).await.context("applying changes")?;
+    let written: HashSet<(&str, &str)> = returned.iter().map(|(o, i)| (o.as_str(), i.as_str())).collect();
     let winner_outcomes = prior
         .into_iter()
         .zip(&rows)
-        .map(|((_, existed, identical), row)| {
-            match (written.contains(&(row.object.to_owned(), row.id.to_owned())), existed, identical) {
+        .map(|((existed, identical), row)| {
+            match (written.contains(&(row.object, row.id)), existed, identical) {
                 (true, false, _) => ApplyOutcome::Inserted,
                 (true, true, _) => ApplyOutcome::Updated,
                 (false, _, true) => ApplyOutcome::Duplicate,
@@ -228,8 +224,7 @@ ORDER BY CAST(e.key AS INTEGER)";
 /// Per incoming change, in batch order: whether its row exists, and whether the change is a
 /// repeat of it (same version, same stage, same data; a partial record's data is not compared).
 const CLASSIFY: &str = "\
-SELECT CAST(j.key AS INTEGER) AS idx,
-       r.id IS NOT NULL AS existed,
+SELECT r.id IS NOT NULL AS existed,
        coalesce(r.updated_at = j.value->>'updated_at'
                 AND (r.deleted_at IS NULL) = (j.value->>'deleted_at' IS NULL)
                 AND (r.destroyed_at IS NULL) = (j.value->>'destroyed_at' IS NULL)
@@ -237,7 +232,7 @@ SELECT CAST(j.key AS INTEGER) AS idx,
                 0) AS identical
 FROM json_each(?1) AS j
 LEFT JOIN twenty_records AS r ON r.object = j.value->>'object' AND r.id = j.value->>'id'
-ORDER BY idx";
+ORDER BY CAST(j.key AS INTEGER)";
 
 /// The guarded upsert over the batch. The `WHERE` is `rule::supersedes`, case for case; a partial
 /// record (no `updatedAt`) keeps the stored data. (`WHERE true` is SQLite's way to let an
