@@ -490,6 +490,7 @@ async fn instrumented_pass(store: &Store, fake: &FakeTwenty) -> Profile {
             changes: &changes,
             watermark: changes.iter().map(|c| c.updated_at).max(),
             run_id: Some(run_id),
+            lock: None,
         };
         store.apply_page(&write).await.expect("applying a page");
         let t3 = Instant::now();

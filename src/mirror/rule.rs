@@ -1,10 +1,11 @@
 //! The apply rule: which of two versions of a row wins. It is what makes the mirror converge
 //! whatever Twenty does (duplicates, drops, reordering, replica lag).
 //!
-//! The database enforces the same rule in one guarded upsert per backend (`sqlite.rs`,
-//! `postgres.rs`), so that two writers can never interleave badly. This Rust copy reduces several
-//! changes to one row inside a batch before they reach the database (PostgreSQL refuses to touch a
-//! row twice in one `INSERT … ON CONFLICT`), and the property tests hold the two copies together.
+//! This Rust copy reduces several changes to one row inside a batch before they reach the database
+//! (PostgreSQL refuses to touch a row twice in one `INSERT … ON CONFLICT`), and on SQLite it decides
+//! every write: SQLite has one writer, and the batch holds the write lock from the read of the
+//! stored rows to the write. PostgreSQL's writers run concurrently, so there the rule is also the
+//! guard of its upsert (`twenty_mirror_supersedes`); the property tests hold the copies together.
 
 use std::collections::HashMap;
 
@@ -55,6 +56,28 @@ impl<'a> From<&'a Change> for Version<'a> {
 }
 
 impl Version<'_> {
+    /// This version as the stored row that `incoming` meets.
+    fn as_stored(&self, incoming: &Version<'_>) -> StoredRow {
+        StoredRow {
+            updated_at: self.updated_at,
+            stage: self.stage,
+            source: self.source,
+            same_data: self.data == incoming.data,
+        }
+    }
+}
+
+/// A stored row as the rule reads it, its data already compared with the incoming change's: the
+/// database compares the text where it lies instead of handing it back.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredRow {
+    pub updated_at: DateTime<Utc>,
+    pub stage: Stage,
+    pub source: Source,
+    pub same_data: bool,
+}
+
+impl StoredRow {
     /// A tombstone the reconciler inferred from a record's absence in a sweep: an inference, not an
     /// event, so a later read that returns the record makes it live again.
     fn is_inferred_tombstone(&self) -> bool {
@@ -63,7 +86,7 @@ impl Version<'_> {
 }
 
 /// Whether `incoming` overwrites `stored`.
-pub fn supersedes(incoming: &Version<'_>, stored: &Version<'_>) -> bool {
+pub fn supersedes(incoming: &Version<'_>, stored: &StoredRow) -> bool {
     use std::cmp::Ordering::*;
     if stored.is_inferred_tombstone()
         && incoming.source == Source::Reconcile
@@ -79,8 +102,7 @@ pub fn supersedes(incoming: &Version<'_>, stored: &Version<'_>) -> bool {
         (Equal, Equal) => {
             // Twenty can change a row without moving updatedAt (a relation nulled when its target is
             // destroyed): a reconciler read is the truth and overwrites different data.
-            let read_differs =
-                incoming.source == Source::Reconcile && !incoming.partial && incoming.data != stored.data;
+            let read_differs = incoming.source == Source::Reconcile && !incoming.partial && !stored.same_data;
             // A destroyed event confirms a tombstone the reconciler only inferred, making it final.
             let confirms_inference = stored.is_inferred_tombstone() && incoming.source == Source::Webhook;
             read_differs || confirms_inference
@@ -89,10 +111,20 @@ pub fn supersedes(incoming: &Version<'_>, stored: &Version<'_>) -> bool {
 }
 
 /// Whether `incoming` is a repeat of `stored`: same version, same stage, same data.
-pub fn identical(incoming: &Version<'_>, stored: &Version<'_>) -> bool {
+pub fn identical(incoming: &Version<'_>, stored: &StoredRow) -> bool {
     incoming.updated_at == stored.updated_at
         && incoming.stage == stored.stage
-        && (incoming.partial || incoming.data == stored.data)
+        && (incoming.partial || stored.same_data)
+}
+
+/// What applying `incoming` to the row as stored does, when nothing else writes the row in between.
+pub fn outcome(incoming: &Version<'_>, stored: Option<&StoredRow>) -> ApplyOutcome {
+    match stored {
+        None => ApplyOutcome::Inserted,
+        Some(stored) if supersedes(incoming, stored) => ApplyOutcome::Updated,
+        Some(stored) if identical(incoming, stored) => ApplyOutcome::Duplicate,
+        Some(_) => ApplyOutcome::Stale,
+    }
 }
 
 /// What the reduction decided for one change of a batch.
@@ -125,8 +157,8 @@ impl Reduced {
                     current.insert(key, i);
                 }
                 Some(held) => {
-                    let (incoming, stored) = (Version::from(*change), Version::from(changes[held]));
-                    if supersedes(&incoming, &stored) {
+                    let incoming = Version::from(*change);
+                    if supersedes(&incoming, &Version::from(changes[held]).as_stored(&incoming)) {
                         fates[held] = Fate::LostTo { winner: i, identical: false };
                         current.insert(key, i);
                     } else {
@@ -141,7 +173,8 @@ impl Reduced {
                 while let Fate::LostTo { winner: next, .. } = fates[winner] {
                     winner = next;
                 }
-                let repeat = identical(&Version::from(changes[i]), &Version::from(changes[winner]));
+                let incoming = Version::from(changes[i]);
+                let repeat = identical(&incoming, &Version::from(changes[winner]).as_stored(&incoming));
                 fates[i] = Fate::LostTo { winner, identical: repeat };
             }
         }
@@ -191,7 +224,8 @@ mod tests {
     }
 
     fn wins(a: &Change, b: &Change) -> bool {
-        supersedes(&a.into(), &b.into())
+        let incoming = Version::from(a);
+        supersedes(&incoming, &Version::from(b).as_stored(&incoming))
     }
 
     #[test]

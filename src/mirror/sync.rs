@@ -164,6 +164,9 @@ pub struct PageWrite<'a> {
     pub watermark: Option<DateTime<Utc>>,
     /// The run whose counts the page adds to; `None` in a dry run, which writes nothing.
     pub run_id: Option<i64>,
+    /// The run's lock. A SQLite lease is renewed in the page's own transaction, so a page commits
+    /// only while its run still holds the lease, and costs no commit of its own.
+    pub lock: Option<&'a ReconcilerLock>,
 }
 
 /// Proof that this process is the one reconciler; released by `Store::unlock_reconciler`.
@@ -382,16 +385,6 @@ impl Store {
         match self {
             Store::Sqlite(pool) => sqlite::sync::try_lease(pool, &lease_holder()).await,
             Store::Postgres(pool) => postgres::sync::try_advisory_lock(pool).await,
-        }
-    }
-
-    /// Extends a lease so that it outlives a long run; a no-op for the advisory lock.
-    pub async fn renew_reconciler_lock(&self, lock: &ReconcilerLock) -> Result<(), StoreError> {
-        match (self, &lock.0) {
-            (Store::Sqlite(pool), LockKind::Sqlite { holder }) => {
-                sqlite::sync::renew_lease(pool, holder).await
-            }
-            _ => Ok(()),
         }
     }
 

@@ -473,6 +473,7 @@ impl Pass<'_> {
                 changes: &changes,
                 watermark: changes.iter().map(|c| c.updated_at).max(),
                 run_id: self.active.run_id,
+                lock: self.active.lock.as_ref(),
             };
             // The next page is fetched while this one is written, so a pass takes about the longer
             // of the two instead of their sum. Only the write moves the checkpoint.
@@ -482,9 +483,6 @@ impl Pass<'_> {
             counts.add(page_counts);
             if self.active.run_id.is_some() {
                 reconciler.metrics.page(object, page_counts.fetched as u64, page_counts.repaired as u64);
-            }
-            if let Some(lock) = &self.active.lock {
-                reconciler.store.renew_reconciler_lock(lock).await?;
             }
             if let Some(progress) = &reconciler.progress {
                 progress(&Progress {

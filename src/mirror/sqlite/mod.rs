@@ -1,7 +1,7 @@
 //! The SQLite backend: the embedded default. Timestamps are fixed-width RFC 3339 text, so text order
 //! is time order; `data` is canonical JSON text.
 
-use std::collections::HashSet;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -11,8 +11,9 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
+use super::change::Stage;
 use super::change::{format_timestamp, parse_timestamp};
-use super::rule::{ApplyOutcome, Reduced};
+use super::rule::{self, ApplyOutcome, Reduced, StoredRow, Version};
 use super::{ACQUIRE_TIMEOUT, Change, Context, EventRow, Source, StoreError, StoredEvent, StoredRecord};
 
 pub(crate) mod sync;
@@ -115,64 +116,118 @@ pub(super) async fn record_deliveries(
     tx.commit().await.context("committing deliveries")
 }
 
-/// The apply rule on SQLite, for a whole batch in two statements: one reads how each incoming
-/// change compares with its row (to tell a duplicate from a stale change), one is the guarded
-/// upsert. The batch goes in as one JSON array that SQLite unpacks with `json_each`, so the cost
-/// is per batch, not per row. The caller holds the write lock, so nothing changes in between.
+/// The apply rule on SQLite. The batch holds the write lock (`BEGIN IMMEDIATE`) from the read of
+/// its rows to their write, so nothing changes in between and the rule can be decided here, in
+/// Rust, once per row: one statement reads the stored rows, one writes the rows that change.
+/// Rows travel as bound parameters of a multi-row `VALUES`, so no record is escaped, parsed or
+/// copied more than SQLite's binding does.
 pub(super) async fn apply(
     conn: &mut SqliteConnection,
     changes: &[&Change],
 ) -> Result<Vec<ApplyOutcome>, StoreError> {
     let reduced = Reduced::new(changes);
-    if reduced.winners.is_empty() {
-        return Ok(Vec::new());
+    let winners: Vec<&Change> = reduced.winners.iter().map(|&i| changes[i]).collect();
+    let mut winner_outcomes = Vec::with_capacity(winners.len());
+    for chunk in winners.chunks(MAX_ROWS) {
+        winner_outcomes.extend(apply_chunk(conn, chunk).await?);
     }
-    let rows: Vec<BatchRow<'_>> = reduced.winners.iter().map(|&i| BatchRow::of(changes[i])).collect();
-    let batch = serde_json::to_string(&rows).map_err(|e| StoreError::Corrupt(format!("a batch: {e}")))?;
-    let prior: Vec<(bool, bool)> = sqlx::query_as(CLASSIFY)
-        .bind(&batch)
-        .fetch_all(&mut *conn)
-        .await
-        .context("reading rows before applying changes")?;
-    let returned: Vec<(String, String)> =
-        sqlx::query_as(UPSERT).bind(&batch).fetch_all(&mut *conn).await.context("applying changes")?;
-    let written: HashSet<(&str, &str)> = returned.iter().map(|(o, i)| (o.as_str(), i.as_str())).collect();
-    let winner_outcomes = prior
-        .into_iter()
-        .zip(&rows)
-        .map(|((existed, identical), row)| {
-            match (written.contains(&(row.object, row.id)), existed, identical) {
-                (true, false, _) => ApplyOutcome::Inserted,
-                (true, true, _) => ApplyOutcome::Updated,
-                (false, _, true) => ApplyOutcome::Duplicate,
-                (false, _, false) => ApplyOutcome::Stale,
-            }
-        })
-        .collect::<Vec<_>>();
     Ok(reduced.outcomes(&winner_outcomes))
 }
 
-/// One change as the batch's JSON carries it; `data` is the record's JSON as a string, so that
-/// SQLite stores exactly that text.
-#[derive(serde::Serialize)]
-struct BatchRow<'a> {
+/// At most this many rows per statement (a group commit's batch is at most 256 deliveries, a
+/// reconciler page 200 records); the write's 8 parameters a row stay far below SQLite's 32,766.
+const MAX_ROWS: usize = 256;
+
+/// Statements are prepared for row counts that are powers of two, up to [`MAX_ROWS`], and a batch
+/// is padded with rows of NULLs up to the next one: 9 sizes that each connection prepares once and
+/// keeps in its statement cache, however the sizes of batches vary.
+const SIZES: usize = MAX_ROWS.trailing_zeros() as usize + 1;
+
+async fn apply_chunk(conn: &mut SqliteConnection, rows: &[&Change]) -> Result<Vec<ApplyOutcome>, StoreError> {
+    let size = rows.len().next_power_of_two();
+    let mut read = sqlx::query(statement(&READ_STORED, size, read_stored_sql));
+    for (ord, change) in padded(rows, size) {
+        read = read
+            .bind(change.map(|_| ord as i64))
+            .bind(change.map(|c| c.object.as_str()))
+            .bind(change.map(|c| c.id.as_str()))
+            .bind(change.map(|c| c.data.as_str()));
+    }
+    let mut stored: Vec<Option<StoredRow>> = vec![None; rows.len()];
+    for row in read.fetch_all(&mut *conn).await.context("reading rows before applying changes")? {
+        let ord: i64 = row.try_get("ord").context("reading ord")?;
+        let slot = stored
+            .get_mut(ord as usize)
+            .ok_or_else(|| StoreError::Corrupt(format!("a stored row for batch row {ord}")))?;
+        *slot = Some(StoredRow {
+            updated_at: timestamp(&row, "updated_at")?
+                .ok_or_else(|| StoreError::Corrupt("updated_at".into()))?,
+            stage: Stage::of(timestamp(&row, "deleted_at")?, timestamp(&row, "destroyed_at")?),
+            source: source(&row)?,
+            same_data: row.try_get("same_data").context("reading same_data")?,
+        });
+    }
+    let outcomes: Vec<ApplyOutcome> =
+        rows.iter().zip(&stored).map(|(c, s)| rule::outcome(&Version::from(*c), s.as_ref())).collect();
+
+    // A partial record keeps the stored data, so a row it updates is written on its own (they are
+    // rare: the bare `{id, deletedAt}` deletes of some Twenty releases).
+    let mut written = Vec::new();
+    let mut keeping_data = Vec::new();
+    for (&change, outcome) in rows.iter().zip(&outcomes) {
+        match outcome {
+            ApplyOutcome::Updated if change.partial => keeping_data.push(RowText::of(change)),
+            ApplyOutcome::Inserted | ApplyOutcome::Updated => written.push(RowText::of(change)),
+            ApplyOutcome::Duplicate | ApplyOutcome::Stale => {}
+        }
+    }
+    if !written.is_empty() {
+        let size = written.len().next_power_of_two();
+        let mut write = sqlx::query(statement(&WRITE, size, write_sql));
+        for (_, row) in padded(&written, size) {
+            write = write
+                .bind(row.map(|r| r.object))
+                .bind(row.map(|r| r.id))
+                .bind(row.map(|r| r.data))
+                .bind(row.map(|r| r.updated_at.as_str()))
+                .bind(row.and_then(|r| r.deleted_at.as_deref()))
+                .bind(row.and_then(|r| r.destroyed_at.as_deref()))
+                .bind(row.map(|r| r.source));
+        }
+        write.execute(&mut *conn).await.context("applying changes")?;
+    }
+    for row in keeping_data {
+        sqlx::query(UPDATE_KEEPING_DATA)
+            .bind(row.object)
+            .bind(row.id)
+            .bind(row.updated_at)
+            .bind(row.deleted_at)
+            .bind(row.destroyed_at)
+            .bind(row.source)
+            .execute(&mut *conn)
+            .await
+            .context("applying a change without data")?;
+    }
+    Ok(outcomes)
+}
+
+/// A change's columns as SQLite stores them: timestamps as fixed-width text.
+struct RowText<'a> {
     object: &'a str,
     id: &'a str,
     data: &'a str,
-    partial: bool,
     updated_at: String,
     deleted_at: Option<String>,
     destroyed_at: Option<String>,
     source: &'static str,
 }
 
-impl<'a> BatchRow<'a> {
+impl<'a> RowText<'a> {
     fn of(change: &'a Change) -> Self {
-        BatchRow {
+        RowText {
             object: &change.object,
             id: &change.id,
             data: &change.data,
-            partial: change.partial,
             updated_at: format_timestamp(change.updated_at),
             deleted_at: change.deleted_at.map(format_timestamp),
             destroyed_at: change.destroyed_at.map(format_timestamp),
@@ -180,6 +235,68 @@ impl<'a> BatchRow<'a> {
         }
     }
 }
+
+/// `rows` with their index, then `None` up to `size`.
+fn padded<T>(rows: &[T], size: usize) -> impl Iterator<Item = (usize, Option<&T>)> {
+    (0..size).map(move |i| (i, rows.get(i)))
+}
+
+/// The text of a statement over `size` rows (a power of two), built once.
+fn statement(
+    built: &'static [OnceLock<String>; SIZES],
+    size: usize,
+    build: fn(usize) -> String,
+) -> &'static str {
+    built[size.trailing_zeros() as usize].get_or_init(|| build(size))
+}
+
+/// `rows` rows of `columns` parameters each, for a `VALUES` clause.
+fn parameter_rows(rows: usize, columns: usize) -> String {
+    let row = format!("({})", vec!["?"; columns].join(", "));
+    vec![row; rows].join(",\n")
+}
+
+static READ_STORED: [OnceLock<String>; SIZES] = [const { OnceLock::new() }; SIZES];
+
+/// The stored row of each incoming change that has one, by its index in the batch, with whether
+/// its data is the change's. `CROSS JOIN` keeps the batch the outer loop: one primary-key lookup
+/// per row, whatever the planner thinks of the table's size. Padding rows (NULL keys) match nothing.
+fn read_stored_sql(rows: usize) -> String {
+    format!(
+        "WITH batch(ord, object, id, data) AS (VALUES {})
+         SELECT b.ord, r.updated_at, r.deleted_at, r.destroyed_at, r.source, r.data = b.data AS same_data
+         FROM batch AS b CROSS JOIN twenty_records AS r ON r.object = b.object AND r.id = b.id",
+        parameter_rows(rows, 4)
+    )
+}
+
+static WRITE: [OnceLock<String>; SIZES] = [const { OnceLock::new() }; SIZES];
+
+/// Inserts new rows and overwrites the rows the rule let change; padding rows are left out.
+fn write_sql(rows: usize) -> String {
+    format!(
+        "WITH batch(object, id, data, updated_at, deleted_at, destroyed_at, source) AS (VALUES {})
+         INSERT INTO twenty_records (object, id, data, updated_at, deleted_at, destroyed_at, source, synced_at)
+         SELECT object, id, data, updated_at, deleted_at, destroyed_at, source,
+                strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+         FROM batch WHERE object IS NOT NULL
+         ON CONFLICT (object, id) DO UPDATE SET
+             data = excluded.data,
+             updated_at = excluded.updated_at,
+             deleted_at = excluded.deleted_at,
+             destroyed_at = excluded.destroyed_at,
+             source = excluded.source,
+             synced_at = excluded.synced_at",
+        parameter_rows(rows, 7)
+    )
+}
+
+/// A change without data (no `updatedAt`) to a stored row: the life-cycle columns only.
+const UPDATE_KEEPING_DATA: &str = "\
+UPDATE twenty_records
+SET updated_at = ?3, deleted_at = ?4, destroyed_at = ?5, source = ?6,
+    synced_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+WHERE object = ?1 AND id = ?2";
 
 /// One `webhook_events` row as the batch's JSON carries it.
 #[derive(serde::Serialize)]
@@ -220,51 +337,6 @@ SELECT e.value->>'received_at', e.value->>'event_name', e.value->>'object', e.va
        e.value->>'record_updated_at', e.value->>'outcome', e.value->>'error', e.value->>'body'
 FROM json_each(?1) AS e
 ORDER BY CAST(e.key AS INTEGER)";
-
-/// Per incoming change, in batch order: whether its row exists, and whether the change is a
-/// repeat of it (same version, same stage, same data; a partial record's data is not compared).
-const CLASSIFY: &str = "\
-SELECT r.id IS NOT NULL AS existed,
-       coalesce(r.updated_at = j.value->>'updated_at'
-                AND (r.deleted_at IS NULL) = (j.value->>'deleted_at' IS NULL)
-                AND (r.destroyed_at IS NULL) = (j.value->>'destroyed_at' IS NULL)
-                AND (j.value->>'partial' OR r.data = j.value->>'data'),
-                0) AS identical
-FROM json_each(?1) AS j
-LEFT JOIN twenty_records AS r ON r.object = j.value->>'object' AND r.id = j.value->>'id'
-ORDER BY CAST(j.key AS INTEGER)";
-
-/// The guarded upsert over the batch. The `WHERE` is `rule::supersedes`, case for case; a partial
-/// record (no `updatedAt`) keeps the stored data. (`WHERE true` is SQLite's way to let an
-/// `INSERT … SELECT` take an `ON CONFLICT` clause.)
-const UPSERT: &str = "\
-INSERT INTO twenty_records AS r (object, id, data, updated_at, deleted_at, destroyed_at, source, synced_at)
-SELECT j.value->>'object', j.value->>'id', j.value->>'data', j.value->>'updated_at',
-       j.value->>'deleted_at', j.value->>'destroyed_at', j.value->>'source',
-       strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-FROM json_each(?1) AS j WHERE true
-ON CONFLICT (object, id) DO UPDATE SET
-    data = CASE WHEN json_extract(excluded.data, '$.updatedAt') IS NULL THEN r.data ELSE excluded.data END,
-    updated_at = excluded.updated_at,
-    deleted_at = excluded.deleted_at,
-    destroyed_at = excluded.destroyed_at,
-    source = excluded.source,
-    synced_at = excluded.synced_at
-WHERE CASE
-    WHEN r.destroyed_at IS NOT NULL AND r.source = 'reconcile'
-         AND excluded.source = 'reconcile' AND excluded.destroyed_at IS NULL
-        THEN excluded.updated_at >= r.updated_at
-    WHEN excluded.updated_at <> r.updated_at
-        THEN excluded.updated_at > r.updated_at
-    WHEN (CASE WHEN excluded.destroyed_at IS NOT NULL THEN 2 WHEN excluded.deleted_at IS NOT NULL THEN 1 ELSE 0 END)
-      <> (CASE WHEN r.destroyed_at IS NOT NULL THEN 2 WHEN r.deleted_at IS NOT NULL THEN 1 ELSE 0 END)
-        THEN (CASE WHEN excluded.destroyed_at IS NOT NULL THEN 2 WHEN excluded.deleted_at IS NOT NULL THEN 1 ELSE 0 END)
-           > (CASE WHEN r.destroyed_at IS NOT NULL THEN 2 WHEN r.deleted_at IS NOT NULL THEN 1 ELSE 0 END)
-    ELSE (excluded.source = 'reconcile' AND json_extract(excluded.data, '$.updatedAt') IS NOT NULL
-          AND excluded.data <> r.data)
-      OR (r.destroyed_at IS NOT NULL AND r.source = 'reconcile' AND excluded.source = 'webhook')
-END
-RETURNING object, id";
 
 fn timestamp(row: &SqliteRow, column: &'static str) -> Result<Option<DateTime<Utc>>, StoreError> {
     let text: Option<String> = row.try_get(column).context("reading a timestamp column")?;

@@ -13,7 +13,7 @@ use crate::mirror::sync::{
 };
 use crate::mirror::{Change, Context, StoreError};
 
-/// How long a lease holds without renewal. The holder renews it after every page, so only a
+/// How long a lease holds without renewal. The holder renews it with every page, so only a
 /// reconciler that died leaves it to expire; a minute keeps the wait after a crash short.
 const LEASE_TTL: chrono::Duration = chrono::Duration::seconds(60);
 
@@ -133,6 +133,9 @@ pub(crate) async fn apply_page(
         .context("advancing the watermark")?;
     }
     add_to_run(&mut tx, run_id, Counts::of_page(page.changes, &outcomes)).await?;
+    if let Some(ReconcilerLock(LockKind::Sqlite { holder })) = page.lock {
+        renew_lease(&mut tx, holder).await?;
+    }
     tx.commit().await.context("committing a page")?;
     Ok(outcomes)
 }
@@ -431,12 +434,13 @@ pub(crate) async fn try_lease(pool: &SqlitePool, holder: &str) -> Result<Option<
     Ok(None)
 }
 
-pub(crate) async fn renew_lease(pool: &SqlitePool, holder: &str) -> Result<(), StoreError> {
+/// Extends the lease so that it outlives a long run; fails when another process took it over.
+async fn renew_lease(conn: &mut SqliteConnection, holder: &str) -> Result<(), StoreError> {
     let result =
         sqlx::query("UPDATE sync_lease SET expires_at = ?2 WHERE name = 'reconciler' AND holder = ?1")
             .bind(holder)
             .bind(format_timestamp(Utc::now() + LEASE_TTL))
-            .execute(pool)
+            .execute(conn)
             .await
             .context("renewing the reconciler lease")?;
     if result.rows_affected() == 1 { Ok(()) } else { Err(StoreError::LockLost) }
@@ -449,4 +453,65 @@ pub(crate) async fn release_lease(pool: &SqlitePool, holder: &str) -> Result<(),
         .await
         .context("releasing the reconciler lease")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use serde_json::json;
+    use sqlx::sqlite::SqliteConnectOptions;
+
+    use super::super::{MIGRATOR, connect, fetch_record};
+    use super::*;
+    use crate::mirror::Source;
+
+    async fn lease_expiry(pool: &SqlitePool) -> String {
+        sqlx::query_scalar("SELECT expires_at FROM sync_lease WHERE name = 'reconciler'")
+            .fetch_one(pool)
+            .await
+            .expect("the lease")
+    }
+
+    /// A page renews the lease in its own transaction, and a page whose run lost the lease (another
+    /// process took it over) is refused whole.
+    #[tokio::test]
+    async fn a_page_commits_with_its_lease_and_not_without_it() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("mirror.db").display());
+        let pool = connect(SqliteConnectOptions::from_str(&url).expect("a URL")).await.expect("opening");
+        MIGRATOR.run(&pool).await.expect("migrating");
+        let lock = try_lease(&pool, "here/1/1-0").await.expect("taking the lease").expect("a free lease");
+        let run_id = create_run(&pool, Trigger::Operator, Mode::Full, &[], Utc::now()).await.expect("a run");
+        sqlx::query("UPDATE sync_lease SET expires_at = '2000-01-01T00:00:00.000Z'")
+            .execute(&pool)
+            .await
+            .expect("ageing the lease");
+
+        let change = |id: &str| {
+            let record = json!({"id": id, "updatedAt": "2026-09-21T10:00:00.000Z"});
+            Change::upsert("person", &record, Source::Reconcile).expect("a change")
+        };
+        let first = [change("a")];
+        let page = |changes| PageWrite {
+            object: "person",
+            changes,
+            watermark: None,
+            run_id: Some(run_id),
+            lock: Some(&lock),
+        };
+        apply_page(&pool, &page(&first)).await.expect("the first page");
+        assert!(lease_expiry(&pool).await.as_str() > format_timestamp(Utc::now()).as_str(), "renewed");
+
+        sqlx::query("UPDATE sync_lease SET holder = 'elsewhere/2/2-0'")
+            .execute(&pool)
+            .await
+            .expect("another process taking the lease over");
+        let second = [change("b")];
+        let refused = apply_page(&pool, &page(&second)).await;
+        assert!(matches!(refused, Err(StoreError::LockLost)), "{refused:?}");
+        assert!(fetch_record(&pool, "person", "a").await.expect("reading").is_some());
+        assert!(fetch_record(&pool, "person", "b").await.expect("reading").is_none(), "the page was written");
+        pool.close().await;
+    }
 }
