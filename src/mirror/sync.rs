@@ -160,7 +160,8 @@ pub struct ObjectCounts {
 pub struct PageWrite<'a> {
     pub object: &'a str,
     pub changes: &'a [Change],
-    /// The newest `updatedAt` in the page: the watermark moves up to it, never down.
+    /// Where the watermark moves, up and never down: the newest `updatedAt` of this page and the
+    /// pages before it, once nothing before it can still fail to commit.
     pub watermark: Option<DateTime<Utc>>,
     /// The run whose counts the page adds to; `None` in a dry run, which writes nothing.
     pub run_id: Option<i64>,
@@ -234,6 +235,16 @@ impl Store {
         match self {
             Store::Sqlite(pool) => sqlite::sync::sync_states(pool).await,
             Store::Postgres(pool) => postgres::sync::sync_states(pool).await,
+        }
+    }
+
+    /// How many pages the reconciler applies at once. SQLite has one writer, so a second page would
+    /// only wait for the first's lock. PostgreSQL applies two on two connections: its CPU, not the
+    /// client's, bounds a pass, and one page at a time left a core idle.
+    pub fn pages_in_flight(&self) -> usize {
+        match self {
+            Store::Sqlite(_) => 1,
+            Store::Postgres(_) => 2,
         }
     }
 

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesOrdered;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::{AbortOnDropHandle, TaskTracker};
@@ -452,12 +454,53 @@ impl Pass<'_> {
                 Ok::<_, ClientError>((page, changes))
             }))
         };
-        let mut next = Some(fetch(None));
-        while let Some(fetching) = next.take() {
-            if reconciler.shutdown.is_cancelled() {
-                return Err(ReconcileError::Cancelled);
+        // Pages are applied in order, up to `pages_in_flight` at once. A page applied while the one
+        // before it may still fail to commit moves the watermark only as far as the pages known
+        // to be committed, so that a crash never leaves the watermark past a lost page; the last
+        // page waits for the others and takes the watermark to its end.
+        let apply = |changes: Vec<Change>, watermark: Option<DateTime<Utc>>, total: Option<u64>| async move {
+            let write = PageWrite {
+                object,
+                changes: &changes,
+                watermark,
+                run_id: self.active.run_id,
+                lock: self.active.lock.as_ref(),
+            };
+            let outcomes = reconciler.store.apply_page(&write).await?;
+            Ok::<_, StoreError>(AppliedPage {
+                counts: Counts::of_page(&changes, &outcomes),
+                newest: changes.iter().map(|c| c.updated_at).max(),
+                total,
+            })
+        };
+        let mut applying = FuturesOrdered::new();
+        let mut committed: Option<DateTime<Utc>> = None;
+        let mut applied = |page: AppliedPage, committed: &mut Option<DateTime<Utc>>| {
+            *committed = (*committed).max(page.newest);
+            counts.add(page.counts);
+            if self.active.run_id.is_some() {
+                reconciler.metrics.page(object, page.counts.fetched as u64, page.counts.repaired as u64);
             }
-            let (page, changes) = match fetching.await {
+            if let Some(progress) = &reconciler.progress {
+                progress(&Progress {
+                    object,
+                    mode: self.mode,
+                    fetched: counts.fetched,
+                    total: page.total,
+                    requests: reconciler.client.stats().total_requests(),
+                });
+            }
+        };
+        let mut next = Some(fetch(None));
+        while let Some(mut fetching) = next.take() {
+            // The pages in flight go on while the next one arrives.
+            let fetched = loop {
+                tokio::select! {
+                    fetched = &mut fetching => break fetched,
+                    Some(page) = applying.next() => applied(page?, &mut committed),
+                }
+            };
+            let (page, changes) = match fetched {
                 Ok(fetched) => fetched?,
                 Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
                 Err(_) => return Err(ReconcileError::Cancelled),
@@ -468,34 +511,52 @@ impl Pass<'_> {
                 }
             }
             let next_cursor = page.end_cursor.clone().filter(|_| page.has_next_page);
-            let write = PageWrite {
-                object,
-                changes: &changes,
-                watermark: changes.iter().map(|c| c.updated_at).max(),
-                run_id: self.active.run_id,
-                lock: self.active.lock.as_ref(),
-            };
             // The next page is fetched while this one is written, so a pass takes about the longer
-            // of the two instead of their sum. Only the write moves the checkpoint.
+            // of the two instead of their sum.
             next = next_cursor.map(|cursor| fetch(Some(cursor)));
-            let outcomes = reconciler.store.apply_page(&write).await?;
-            let page_counts = Counts::of_page(&changes, &outcomes);
-            counts.add(page_counts);
-            if self.active.run_id.is_some() {
-                reconciler.metrics.page(object, page_counts.fetched as u64, page_counts.repaired as u64);
+            let limit = if next.is_some() { reconciler.store.pages_in_flight() } else { 1 };
+            while applying.len() >= limit {
+                match applying.next().await {
+                    Some(page) => applied(page?, &mut committed),
+                    None => break,
+                }
             }
-            if let Some(progress) = &reconciler.progress {
-                progress(&Progress {
-                    object,
-                    mode: self.mode,
-                    fetched: counts.fetched,
-                    total: page.total_count,
-                    requests: reconciler.client.stats().total_requests(),
-                });
+            // Shutdown stops a pass between pages: those in flight commit, no new one begins.
+            if reconciler.shutdown.is_cancelled() {
+                while let Some(page) = applying.next().await {
+                    applied(page?, &mut committed);
+                }
+                return Err(ReconcileError::Cancelled);
             }
+            let newest = changes.iter().map(|c| c.updated_at).max();
+            let watermark = watermark_for(committed, newest, !applying.is_empty());
+            applying.push_back(apply(changes, watermark, page.total_count));
+        }
+        while let Some(page) = applying.next().await {
+            applied(page?, &mut committed);
         }
         Ok(())
     }
+}
+
+/// Where a page may move the watermark: to its own newest record when every page before it has
+/// committed, otherwise only as far as the pages known to be committed, so that a page that fails
+/// after a later one committed is still read again by the next delta pass.
+fn watermark_for(
+    committed: Option<DateTime<Utc>>,
+    newest: Option<DateTime<Utc>>,
+    earlier_in_flight: bool,
+) -> Option<DateTime<Utc>> {
+    if earlier_in_flight { committed } else { committed.max(newest) }
+}
+
+/// What a page did, once committed.
+struct AppliedPage {
+    counts: Counts,
+    /// The newest `updatedAt` among its records.
+    newest: Option<DateTime<Utc>>,
+    /// `totalCount` as Twenty answered it with the page.
+    total: Option<u64>,
 }
 
 /// The records of a page as changes; a record without what the mirror needs is skipped, loudly.
@@ -531,5 +592,21 @@ impl SeenIds {
 
     fn contains(&self, id: &str) -> bool {
         self.0.contains(&Self::key(id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mirror::change::parse_timestamp;
+
+    #[test]
+    fn a_page_behind_one_in_flight_moves_the_watermark_only_to_what_committed() {
+        let at = |minute: u32| parse_timestamp(&format!("2026-09-21T10:{minute:02}:00.000Z"));
+        assert_eq!(watermark_for(at(1), at(3), true), at(1), "page 2 may still fail");
+        assert_eq!(watermark_for(None, at(3), true), None);
+        assert_eq!(watermark_for(at(1), at(3), false), at(3), "every page before it committed");
+        assert_eq!(watermark_for(at(5), at(3), false), at(5), "never down");
+        assert_eq!(watermark_for(None, None, false), None);
     }
 }
