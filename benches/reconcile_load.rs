@@ -20,6 +20,7 @@
 //! The results go to the terminal and to `target/reconcile_load.md`. `BENCH_POSTGRES_URL` names the
 //! PostgreSQL server (default `postgres://postgres@127.0.0.1:5432/postgres`); a database is created
 //! and dropped per pass, and PostgreSQL is skipped with a note when the server does not answer.
+//! `BENCH_BACKENDS=sqlite` or `=postgres` runs the full passes on one backend only.
 //! `RUST_LOG` turns on the library's logs (to stderr).
 
 #[allow(dead_code)] // the bench uses a small part of the fake
@@ -85,8 +86,17 @@ fn main() {
     let started = Instant::now();
     let mut report = Report::default();
 
-    let mut backends = vec![Backend::Sqlite];
+    let selected = std::env::var("BENCH_BACKENDS")
+        .ok()
+        .filter(|value| !value.trim().is_empty())
+        .unwrap_or_else(|| "sqlite,postgres".to_owned());
+    let wanted = |name: &str| selected.split(',').any(|s| s.trim() == name);
+    let mut backends = Vec::new();
+    if wanted("sqlite") {
+        backends.push(Backend::Sqlite);
+    }
     match runtime.block_on(postgres_answers(&postgres_url)) {
+        _ if !wanted("postgres") => {}
         Ok(()) => {
             let sslmode = postgres_url
                 .split_once('?')

@@ -105,6 +105,8 @@ async fn soft_deletes_restores_and_destroys_are_found_without_any_webhook() {
     fake.destroy("person", &ids[2]);
     let delta = rec.reconcile_once(RunRequest::new(Trigger::Operator, Mode::Delta)).await.unwrap();
     assert_eq!((delta.counts.deleted, delta.counts.updated, delta.counts.destroyed), (1, 1, 0));
+    let stored = store.run(delta.run_id.unwrap()).await.unwrap().expect("the run row").counts;
+    assert_eq!(stored, delta.counts, "the run's row counts what the pages did");
     let deleted = store.fetch_record("person", &ids[0]).await.unwrap().unwrap();
     assert!(deleted.deleted_at.is_some());
     assert!(store.fetch_record("person", &ids[1]).await.unwrap().unwrap().deleted_at.is_none());
@@ -434,6 +436,9 @@ async fn repaired_counts_exactly_the_changes_whose_webhooks_were_dropped() {
     }
     let outcome = run(&store, &fake, Mode::Delta).await;
     assert_eq!(outcome.counts.repaired, 10 - delivered);
+    assert!(outcome.counts.inserted > 0 && outcome.counts.unchanged > 0);
+    let stored = store.run(outcome.run_id.unwrap()).await.unwrap().expect("the run row").counts;
+    assert_eq!(stored, outcome.counts, "the run's row counts what the pages did");
     assert_mirror_matches(&store, &fake, "person").await;
 }
 

@@ -3,18 +3,21 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{Executor as _, PgConnection, PgPool, Row};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::query::Query;
+use sqlx::{Executor as _, PgConnection, PgPool, Postgres, Row};
 
 use super::rule::{ApplyOutcome, Reduced};
+use super::sync::PageWrite;
 use super::{ACQUIRE_TIMEOUT, Change, Context, EventRow, Source, StoreError, StoredEvent, StoredRecord};
 
 pub(crate) mod sync;
 
 pub(super) static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
-/// Group commit keeps a few transactions in flight (see `writer.rs`); the rest serve readiness
-/// checks and operators. A managed PostgreSQL often allows 25 to 100 connections per database,
+/// Group commit keeps up to four transactions in flight (see `writer.rs`), a reconciler run holds
+/// one for its advisory lock and applies up to three pages at once; the rest serve readiness checks
+/// and operators. A managed PostgreSQL often allows 25 to 100 connections per database,
 /// shared by every instance.
 pub(super) const MAX_CONNECTIONS: u32 = 10;
 
@@ -85,7 +88,33 @@ pub(super) async fn apply(
         return Ok(Vec::new());
     }
     let winners: Vec<&Change> = reduced.winners.iter().map(|&i| changes[i]).collect();
-    let rows = sqlx::query(APPLY)
+    let rows = bind_winners(APPLY, &winners).fetch_all(&mut *conn).await.context("applying changes")?;
+    outcomes(&reduced, &rows)
+}
+
+/// A reconciler page, its watermark and its run's counts, in one statement (see [`APPLY_PAGE`]).
+pub(super) async fn apply_page(
+    pool: &PgPool,
+    page: &PageWrite<'_>,
+    run_id: i64,
+) -> Result<Vec<ApplyOutcome>, StoreError> {
+    let changes: Vec<&Change> = page.changes.iter().collect();
+    let reduced = Reduced::new(&changes);
+    let winners: Vec<&Change> = reduced.winners.iter().map(|&i| changes[i]).collect();
+    let rows = bind_winners(APPLY_PAGE, &winners)
+        .bind(page.object)
+        .bind(page.watermark)
+        .bind(run_id)
+        .bind(changes.len() as i64)
+        .fetch_all(pool)
+        .await
+        .context("applying a page")?;
+    outcomes(&reduced, &rows)
+}
+
+/// An apply statement with a batch's winners bound as its arrays, $1 to $7.
+fn bind_winners<'q>(sql: &'q str, winners: &[&'q Change]) -> Query<'q, Postgres, PgArguments> {
+    sqlx::query(sql)
         .bind(winners.iter().map(|c| c.object.as_str()).collect::<Vec<_>>())
         .bind(winners.iter().map(|c| c.id.as_str()).collect::<Vec<_>>())
         .bind(winners.iter().map(|c| c.data.as_str()).collect::<Vec<_>>())
@@ -93,9 +122,10 @@ pub(super) async fn apply(
         .bind(winners.iter().map(|c| c.deleted_at).collect::<Vec<_>>())
         .bind(winners.iter().map(|c| c.destroyed_at).collect::<Vec<_>>())
         .bind(winners.iter().map(|c| c.source.as_str()).collect::<Vec<_>>())
-        .fetch_all(&mut *conn)
-        .await
-        .context("applying changes")?;
+}
+
+/// Every change's outcome, from the statement's rows for the winners (in `winners` order).
+fn outcomes(reduced: &Reduced, rows: &[PgRow]) -> Result<Vec<ApplyOutcome>, StoreError> {
     let winner_outcomes = rows
         .iter()
         .map(|row| {
@@ -120,7 +150,10 @@ pub(super) async fn apply(
 /// `prior` is a lateral lookup (its `LIMIT` keeps the planner from turning it into a join) so that
 /// each row is found through the primary key: a plan made while the table was small would
 /// otherwise hash-join over a sequential scan of the whole table, on every batch, for good.
-const APPLY: &str = "\
+/// `outcomes` has one row per change, by `ord`.
+macro_rules! apply_ctes {
+    () => {
+        "\
 WITH incoming AS (
     SELECT i.object, i.id, i.data::jsonb AS data, i.updated_at, i.deleted_at, i.destroyed_at, i.source, i.ord
     FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[],
@@ -152,17 +185,50 @@ WITH incoming AS (
                                    EXCLUDED.source, EXCLUDED.data,
                                    r.updated_at, r.deleted_at, r.destroyed_at, r.source, r.data)
     RETURNING r.object, r.id, (r.xmax = 0) AS inserted
+), outcomes AS (
+    SELECT i.ord, w.inserted,
+           (p.ord IS NOT NULL
+            AND p.updated_at = i.updated_at
+            AND (p.deleted_at IS NULL) = (i.deleted_at IS NULL)
+            AND (p.destroyed_at IS NULL) = (i.destroyed_at IS NULL)
+            AND (i.data->>'updatedAt' IS NULL OR p.data = i.data)) AS identical,
+           (i.deleted_at IS NOT NULL AND i.destroyed_at IS NULL) AS soft_deleted
+    FROM incoming i
+    LEFT JOIN written w ON w.object = i.object AND w.id = i.id
+    LEFT JOIN prior p ON p.ord = i.ord
+)"
+    };
+}
+
+const APPLY: &str = concat!(apply_ctes!(), "\nSELECT inserted, identical FROM outcomes ORDER BY ord");
+
+/// A reconciler page in one statement, so in one transaction without `BEGIN` and `COMMIT` of its
+/// own: the apply, the watermark ($8, $9: moved up, never down, when not null) and the run's
+/// counts ($10: the run, $11: the page's records). Every round trip is a wait for the client's
+/// turn on a busy machine, and a page in five of them spent more time waiting than writing. The
+/// counts are `Counts::of_page`'s: a change not written is unchanged, a written soft delete is a
+/// delete; a change the batch's reduction left out (a repeat of an id) is never written.
+const APPLY_PAGE: &str = concat!(
+    apply_ctes!(),
+    "
+, watermark AS (
+    INSERT INTO sync_state AS s (object, watermark)
+    SELECT $8, $9 WHERE $9::timestamptz IS NOT NULL
+    ON CONFLICT (object) DO UPDATE SET watermark = GREATEST(s.watermark, EXCLUDED.watermark)
+), page AS (
+    SELECT count(*) FILTER (WHERE inserted) AS inserted,
+           count(*) FILTER (WHERE NOT inserted AND NOT soft_deleted) AS updated,
+           count(*) FILTER (WHERE NOT inserted AND soft_deleted) AS deleted,
+           count(*) FILTER (WHERE inserted IS NOT NULL) AS written
+    FROM outcomes
+), counted AS (
+    UPDATE sync_runs SET fetched = fetched + $11, inserted = sync_runs.inserted + page.inserted,
+           updated = sync_runs.updated + page.updated, deleted = sync_runs.deleted + page.deleted,
+           unchanged = unchanged + $11 - page.written, repaired = repaired + page.written
+    FROM page WHERE id = $10
 )
-SELECT w.inserted,
-       (p.ord IS NOT NULL
-        AND p.updated_at = i.updated_at
-        AND (p.deleted_at IS NULL) = (i.deleted_at IS NULL)
-        AND (p.destroyed_at IS NULL) = (i.destroyed_at IS NULL)
-        AND (i.data->>'updatedAt' IS NULL OR p.data = i.data)) AS identical
-FROM incoming i
-LEFT JOIN written w ON w.object = i.object AND w.id = i.id
-LEFT JOIN prior p ON p.ord = i.ord
-ORDER BY i.ord";
+SELECT inserted, identical FROM outcomes ORDER BY ord"
+);
 
 pub(super) async fn prune_events(pool: &PgPool, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
     let result = sqlx::query("DELETE FROM webhook_events WHERE received_at < $1")

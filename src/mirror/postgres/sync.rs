@@ -106,28 +106,15 @@ pub(crate) async fn sync_states(pool: &PgPool) -> Result<Vec<SyncState>, StoreEr
 }
 
 pub(crate) async fn apply_page(pool: &PgPool, page: &PageWrite<'_>) -> Result<Vec<ApplyOutcome>, StoreError> {
-    let mut tx = pool.begin().await.context("starting a transaction")?;
-    let changes: Vec<&Change> = page.changes.iter().collect();
-    let outcomes = apply(&mut tx, &changes).await?;
     let Some(run_id) = page.run_id else {
+        // A dry run: applied, and rolled back.
+        let mut tx = pool.begin().await.context("starting a transaction")?;
+        let changes: Vec<&Change> = page.changes.iter().collect();
+        let outcomes = apply(&mut tx, &changes).await?;
         tx.rollback().await.context("rolling back a dry run")?;
         return Ok(outcomes);
     };
-    if let Some(watermark) = page.watermark {
-        sqlx::query(
-            "INSERT INTO sync_state (object, watermark) VALUES ($1, $2) \
-             ON CONFLICT (object) DO UPDATE SET \
-                 watermark = GREATEST(sync_state.watermark, EXCLUDED.watermark)",
-        )
-        .bind(page.object)
-        .bind(watermark)
-        .execute(&mut *tx)
-        .await
-        .context("advancing the watermark")?;
-    }
-    add_to_run(&mut tx, run_id, Counts::of_page(page.changes, &outcomes)).await?;
-    tx.commit().await.context("committing a page")?;
-    Ok(outcomes)
+    super::apply_page(pool, page, run_id).await
 }
 
 async fn add_to_run(conn: &mut PgConnection, run_id: i64, c: Counts) -> Result<(), StoreError> {
