@@ -120,25 +120,46 @@ pub(crate) async fn apply_page(
         tx.rollback().await.context("rolling back a dry run")?;
         return Ok(outcomes);
     };
-    if let Some(watermark) = page.watermark {
-        sqlx::query(
-            "INSERT INTO sync_state (object, watermark) VALUES (?1, ?2) \
-             ON CONFLICT (object) DO UPDATE SET \
-                 watermark = max(coalesce(sync_state.watermark, excluded.watermark), excluded.watermark)",
-        )
+    let holder = match page.lock {
+        Some(ReconcilerLock(LockKind::Sqlite { holder })) => Some(holder.as_str()),
+        _ => None,
+    };
+    let c = Counts::of_page(page.changes, &outcomes);
+    let renewed = sqlx::query(PAGE_BOOKKEEPING)
         .bind(page.object)
-        .bind(format_timestamp(watermark))
-        .execute(&mut *tx)
+        .bind(page.watermark.map(format_timestamp))
+        .bind(run_id)
+        .bind(c.fetched)
+        .bind(c.inserted)
+        .bind(c.updated)
+        .bind(c.deleted)
+        .bind(c.destroyed)
+        .bind(c.unchanged)
+        .bind(c.repaired)
+        .bind(holder)
+        .bind(format_timestamp(Utc::now() + LEASE_TTL))
+        .fetch_all(&mut *tx)
         .await
-        .context("advancing the watermark")?;
-    }
-    add_to_run(&mut tx, run_id, Counts::of_page(page.changes, &outcomes)).await?;
-    if let Some(ReconcilerLock(LockKind::Sqlite { holder })) = page.lock {
-        renew_lease(&mut tx, holder).await?;
+        .context("advancing the watermark and the run's counts")?;
+    if holder.is_some() && renewed.is_empty() {
+        return Err(StoreError::LockLost);
     }
     tx.commit().await.context("committing a page")?;
     Ok(outcomes)
 }
+
+/// A page's checkpoint in one round trip to SQLite's thread, three statements sharing their
+/// parameters: the watermark moves up to ?2 (when not null), the run ?3 adds the page's counts, and
+/// the lease of holder ?11 (when not null) is renewed until ?12; it returns a row only when it was.
+/// Every round trip waits for that thread's turn on a busy machine.
+const PAGE_BOOKKEEPING: &str = "\
+INSERT INTO sync_state (object, watermark) SELECT ?1, ?2 WHERE ?2 IS NOT NULL
+ON CONFLICT (object) DO UPDATE SET
+    watermark = max(coalesce(sync_state.watermark, excluded.watermark), excluded.watermark);
+UPDATE sync_runs SET fetched = fetched + ?4, inserted = inserted + ?5, updated = updated + ?6,
+    deleted = deleted + ?7, destroyed = destroyed + ?8, unchanged = unchanged + ?9, repaired = repaired + ?10
+WHERE id = ?3;
+UPDATE sync_lease SET expires_at = ?12 WHERE name = 'reconciler' AND holder = ?11 RETURNING holder";
 
 async fn add_to_run(conn: &mut SqliteConnection, run_id: i64, c: Counts) -> Result<(), StoreError> {
     sqlx::query(
@@ -432,18 +453,6 @@ pub(crate) async fn try_lease(pool: &SqlitePool, holder: &str) -> Result<Option<
         return Ok(Some(ReconcilerLock(LockKind::Sqlite { holder: holder.to_owned() })));
     }
     Ok(None)
-}
-
-/// Extends the lease so that it outlives a long run; fails when another process took it over.
-async fn renew_lease(conn: &mut SqliteConnection, holder: &str) -> Result<(), StoreError> {
-    let result =
-        sqlx::query("UPDATE sync_lease SET expires_at = ?2 WHERE name = 'reconciler' AND holder = ?1")
-            .bind(holder)
-            .bind(format_timestamp(Utc::now() + LEASE_TTL))
-            .execute(conn)
-            .await
-            .context("renewing the reconciler lease")?;
-    if result.rows_affected() == 1 { Ok(()) } else { Err(StoreError::LockLost) }
 }
 
 pub(crate) async fn release_lease(pool: &SqlitePool, holder: &str) -> Result<(), StoreError> {
