@@ -269,6 +269,22 @@ mod tests {
     }
 
     #[test]
+    fn against_a_stored_row_a_change_inserts_updates_repeats_or_is_stale() {
+        use ApplyOutcome::*;
+        let stored = upsert("a", 2, "x", Source::Webhook);
+        let outcome_over = |incoming: &Change, stored: Option<&Change>| {
+            let incoming = Version::from(incoming);
+            outcome(&incoming, stored.map(|s| Version::from(s).as_stored(&incoming)).as_ref())
+        };
+        assert_eq!(outcome_over(&stored, None), Inserted);
+        assert_eq!(outcome_over(&upsert("a", 3, "y", Source::Webhook), Some(&stored)), Updated);
+        assert_eq!(outcome_over(&upsert("a", 2, "x", Source::Webhook), Some(&stored)), Duplicate);
+        assert_eq!(outcome_over(&upsert("a", 1, "w", Source::Webhook), Some(&stored)), Stale);
+        assert_eq!(outcome_over(&upsert("a", 2, "z", Source::Webhook), Some(&stored)), Stale);
+        assert_eq!(outcome_over(&upsert("a", 2, "z", Source::Reconcile), Some(&stored)), Updated);
+    }
+
+    #[test]
     fn a_batch_reduces_to_the_newest_change_per_row_in_key_order() {
         let changes = [
             upsert("b", 2, "b2", Source::Webhook),

@@ -69,6 +69,26 @@ impl Counts {
         Counts { destroyed, repaired: destroyed, ..Counts::default() }
     }
 
+    /// Binds the seven counts, in the order of their `sync_runs` columns (fetched, inserted,
+    /// updated, deleted, destroyed, unchanged, repaired), as the query's next parameters.
+    pub(crate) fn bind_to<'q, DB>(
+        self,
+        query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
+    ) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+    where
+        DB: sqlx::Database,
+        i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    {
+        query
+            .bind(self.fetched)
+            .bind(self.inserted)
+            .bind(self.updated)
+            .bind(self.deleted)
+            .bind(self.destroyed)
+            .bind(self.unchanged)
+            .bind(self.repaired)
+    }
+
     /// Reads the seven count columns of a `sync_runs` row, on either backend.
     pub(crate) fn from_row<'r, R>(row: &'r R) -> Result<Counts, StoreError>
     where

@@ -118,20 +118,15 @@ pub(crate) async fn apply_page(pool: &PgPool, page: &PageWrite<'_>) -> Result<Ve
 }
 
 async fn add_to_run(conn: &mut PgConnection, run_id: i64, c: Counts) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE sync_runs SET fetched = fetched + $2, inserted = inserted + $3, updated = updated + $4, \
+    c.bind_to(
+        sqlx::query(
+            "UPDATE sync_runs SET fetched = fetched + $2, inserted = inserted + $3, updated = updated + $4, \
              deleted = deleted + $5, destroyed = destroyed + $6, unchanged = unchanged + $7, \
              repaired = repaired + $8 \
          WHERE id = $1",
+        )
+        .bind(run_id),
     )
-    .bind(run_id)
-    .bind(c.fetched)
-    .bind(c.inserted)
-    .bind(c.updated)
-    .bind(c.deleted)
-    .bind(c.destroyed)
-    .bind(c.unchanged)
-    .bind(c.repaired)
     .execute(conn)
     .await
     .context("adding to a run's counts")?;

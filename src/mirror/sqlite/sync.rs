@@ -124,18 +124,12 @@ pub(crate) async fn apply_page(
         Some(ReconcilerLock(LockKind::Sqlite { holder })) => Some(holder.as_str()),
         _ => None,
     };
-    let c = Counts::of_page(page.changes, &outcomes);
-    let renewed = sqlx::query(PAGE_BOOKKEEPING)
+    let bookkeeping = sqlx::query(PAGE_BOOKKEEPING)
         .bind(page.object)
         .bind(page.watermark.map(format_timestamp))
-        .bind(run_id)
-        .bind(c.fetched)
-        .bind(c.inserted)
-        .bind(c.updated)
-        .bind(c.deleted)
-        .bind(c.destroyed)
-        .bind(c.unchanged)
-        .bind(c.repaired)
+        .bind(run_id);
+    let renewed = Counts::of_page(page.changes, &outcomes)
+        .bind_to(bookkeeping)
         .bind(holder)
         .bind(format_timestamp(Utc::now() + LEASE_TTL))
         .fetch_all(&mut *tx)
@@ -162,20 +156,15 @@ WHERE id = ?3;
 UPDATE sync_lease SET expires_at = ?12 WHERE name = 'reconciler' AND holder = ?11 RETURNING holder";
 
 async fn add_to_run(conn: &mut SqliteConnection, run_id: i64, c: Counts) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE sync_runs SET fetched = fetched + ?2, inserted = inserted + ?3, updated = updated + ?4, \
+    c.bind_to(
+        sqlx::query(
+            "UPDATE sync_runs SET fetched = fetched + ?2, inserted = inserted + ?3, updated = updated + ?4, \
              deleted = deleted + ?5, destroyed = destroyed + ?6, unchanged = unchanged + ?7, \
              repaired = repaired + ?8 \
          WHERE id = ?1",
+        )
+        .bind(run_id),
     )
-    .bind(run_id)
-    .bind(c.fetched)
-    .bind(c.inserted)
-    .bind(c.updated)
-    .bind(c.deleted)
-    .bind(c.destroyed)
-    .bind(c.unchanged)
-    .bind(c.repaired)
     .execute(conn)
     .await
     .context("adding to a run's counts")?;
