@@ -52,6 +52,22 @@ async fn a_soft_delete_keeps_the_data_and_a_late_update_cannot_undo_it() {
 }
 
 #[tokio::test]
+async fn a_bare_soft_delete_changes_the_row_s_stage_and_keeps_its_data() {
+    let app = TestApp::spawn().await;
+    app.deliver_json(&delivery("person.created", "p1", 0, json!({"jobTitle": "CTO"}))).await;
+    // Some 2025 releases sent only `{id, deletedAt}`: no version, no data.
+    let mut bare = delivery("person.deleted", "p1", 2_000, json!({}));
+    bare["record"] = json!({"id": "p1", "deletedAt": at(2_000)});
+    assert_eq!(app.deliver_json(&bare).await, (200, Some("applied".to_owned())));
+    let row = app.record("person", "p1").await.expect("row");
+    assert_eq!(row.deleted_at, parse_timestamp(&at(2_000)));
+    assert_eq!(row.updated_at, parse_timestamp(&at(2_000)).unwrap(), "versioned by its deletedAt");
+    assert_eq!(row.data["jobTitle"], "CTO", "the stored data is kept");
+    assert_eq!(row.data["deletedAt"], Value::Null, "the data is the last full record's");
+    assert_eq!(app.deliver_json(&bare).await, (200, Some("duplicate".to_owned())));
+}
+
+#[tokio::test]
 async fn a_restore_clears_the_soft_delete() {
     let app = TestApp::spawn().await;
     app.deliver_json(&delivery("person.created", "p1", 0, json!({}))).await;
@@ -317,4 +333,23 @@ async fn postgres_connections_reuse_one_plan_per_statement() {
     let Store::Postgres(pool) = &store else { return };
     let mode: String = sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(pool).await.expect("a setting");
     assert_eq!(mode, "force_generic_plan");
+}
+
+/// Migration 0004: records and deliveries are compressed with lz4 where the server has it (the
+/// Debian builds CI runs on do).
+#[tokio::test]
+async fn postgres_compresses_records_and_deliveries_with_lz4() {
+    let db = TestDb::new().await;
+    let store = Store::connect(&DatabaseUrl::new(db.url.clone())).await.expect("store");
+    let Store::Postgres(pool) = &store else { return };
+    store.migrate().await.expect("migrations");
+    let methods: Vec<(String, String)> = sqlx::query_as(
+        "SELECT attrelid::regclass::text, attcompression::text FROM pg_attribute \
+         WHERE (attrelid, attname) IN (('twenty_records'::regclass, 'data'), ('webhook_events'::regclass, 'body')) \
+         ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("reading column settings");
+    assert_eq!(methods, [("twenty_records".into(), "l".into()), ("webhook_events".into(), "l".into())]);
 }

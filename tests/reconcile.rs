@@ -196,6 +196,78 @@ async fn a_run_stopped_between_pages_resumes_and_loses_nothing() {
     assert_eq!(runs[1].status, RunStatus::Failed);
 }
 
+/// Makes every write of the row `id` fail, slowly on PostgreSQL (half a second), so that the pages
+/// after it are applied, and committed, while its page is still in flight.
+async fn fail_writes_of(store: &Store, id: &str) {
+    match store {
+        Store::Postgres(pool) => {
+            sqlx::raw_sql(
+                format!(
+                    "CREATE FUNCTION fail_one_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+                         IF NEW.id = '{id}' THEN PERFORM pg_sleep(0.5); RAISE EXCEPTION 'injected'; END IF;
+                         RETURN NEW;
+                     END $$;
+                     CREATE TRIGGER fail_one_row BEFORE INSERT OR UPDATE ON twenty_records
+                         FOR EACH ROW EXECUTE FUNCTION fail_one_row();"
+                )
+                .as_str(),
+            )
+            .execute(pool)
+            .await
+            .expect("installing the trigger");
+        }
+        Store::Sqlite(pool) => {
+            sqlx::raw_sql(
+                format!(
+                    "CREATE TRIGGER fail_one_row BEFORE INSERT ON twenty_records WHEN NEW.id = '{id}'
+                     BEGIN SELECT RAISE(ABORT, 'injected'); END;"
+                )
+                .as_str(),
+            )
+            .execute(pool)
+            .await
+            .expect("installing the trigger");
+        }
+    }
+}
+
+async fn stop_failing_writes(store: &Store) {
+    let statement = "DROP TRIGGER fail_one_row ON twenty_records";
+    match store {
+        Store::Postgres(pool) => sqlx::query(statement).execute(pool).await.map(drop),
+        Store::Sqlite(pool) => sqlx::query("DROP TRIGGER fail_one_row").execute(pool).await.map(drop),
+    }
+    .expect("dropping the trigger");
+}
+
+#[tokio::test]
+async fn a_page_that_fails_after_later_pages_committed_leaves_the_watermark_before_it() {
+    let fake = FakeTwenty::start().await;
+    let (_db, store) = fresh_store().await;
+    seed(&fake, 1_000, 0);
+    // The first record of the first page: pages are read by `updatedAt`, then `id`.
+    let key = |r: &Value| (r["updatedAt"].as_str().unwrap().to_owned(), r["id"].as_str().unwrap().to_owned());
+    let (oldest_version, oldest) = fake.records("person").iter().map(key).min().unwrap();
+    fail_writes_of(&store, &oldest).await;
+    let rec = reconciler(&store, &fake, |_, s| {
+        s.overlap = Duration::ZERO;
+        s.allowlist = Some(vec!["person".into()]);
+    });
+    let failed = rec.reconcile_once(RunRequest::new(Trigger::Operator, Mode::Full)).await.unwrap();
+    assert_eq!(failed.status, RunStatus::Failed);
+    let watermark = store.sync_states().await.unwrap().into_iter().find_map(|s| s.watermark);
+    let oldest_version = chrono::DateTime::parse_from_rfc3339(&oldest_version).unwrap();
+    assert!(
+        watermark.is_none_or(|w| w < oldest_version),
+        "the watermark ({watermark:?}) passed a page that did not commit ({oldest_version})"
+    );
+
+    stop_failing_writes(&store).await;
+    let resumed = rec.reconcile_once(RunRequest::new(Trigger::Operator, Mode::Delta)).await.unwrap();
+    assert_eq!(resumed.status, RunStatus::Succeeded, "{:?}", resumed.error);
+    assert_mirror_matches(&store, &fake, "person").await;
+}
+
 #[tokio::test]
 async fn the_circuit_breaker_refuses_a_mass_destroy_after_an_empty_sweep() {
     let fake = FakeTwenty::start().await;
