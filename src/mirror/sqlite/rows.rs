@@ -56,3 +56,32 @@ impl From<StoredColumns> for StoredRow {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sqlx::SqlitePool;
+
+    use super::*;
+
+    /// A timestamp is written as fixed-width UTC text and read back as the same instant; text that
+    /// is not one, or a name the store does not know, is refused rather than guessed at.
+    #[tokio::test]
+    async fn columns_read_back_what_was_written_and_refuse_what_was_not() {
+        let pool = SqlitePool::connect("sqlite::memory:").await.expect("an in-memory database");
+        let at = parse_timestamp("2026-09-21T12:15:30.412+02:00").expect("a timestamp");
+        let (text, back): (String, Timestamp) =
+            sqlx::query_as("SELECT ?1, ?1").bind(Timestamp(at)).fetch_one(&pool).await.expect("a row");
+        assert_eq!(text, "2026-09-21T10:15:30.412Z");
+        assert_eq!(back, Timestamp(at));
+
+        let not_a_time = sqlx::query_scalar::<_, Timestamp>("SELECT 'yesterday'").fetch_one(&pool).await;
+        assert!(not_a_time.is_err(), "{not_a_time:?}");
+        let source: Source =
+            sqlx::query_scalar("SELECT 'reconcile'").fetch_one(&pool).await.expect("a source");
+        assert_eq!(source, Source::Reconcile);
+        let unknown = sqlx::query_scalar::<_, Source>("SELECT 'merged'").fetch_one(&pool).await;
+        let error = unknown.expect_err("an unknown source").to_string();
+        assert!(error.contains("\"merged\" is not a source"), "{error}");
+        pool.close().await;
+    }
+}
