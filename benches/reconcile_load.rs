@@ -39,9 +39,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use sqlx::{Connection as _, Executor as _, PgConnection};
 use tokio_util::sync::CancellationToken;
-use twenty_mirror::config::DatabaseUrl;
-use twenty_mirror::mirror::sync::{Counts, Mode, PageWrite, RunStatus, Trigger};
-use twenty_mirror::mirror::{Change, Source, Store};
+use twenty_mirror::change::{Change, Source};
+use twenty_mirror::mirror::Store;
+use twenty_mirror::mirror::{Counts, Mode, PageWrite, RunStatus, Trigger};
 use twenty_mirror::sync::{Reconciler, ReconcilerSettings, RunRequest};
 use twenty_mirror::twenty::client::{ClientSettings, TwentyClient};
 use twenty_mirror::twenty::pacer::RateLimit;
@@ -747,7 +747,7 @@ impl Drop for Database {
 }
 
 async fn open_store(url: &str) -> Store {
-    let store = Store::connect(&DatabaseUrl::new(url.to_owned())).await.expect("a store");
+    let store = Store::connect(url).await.expect("a store");
     store.migrate().await.expect("migrations");
     store
 }

@@ -40,8 +40,8 @@ use tokio::net::TcpStream;
 use tokio::runtime::Runtime;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use twenty_mirror::config::DatabaseUrl;
-use twenty_mirror::mirror::{Change, Source, Store, StoreError};
+use twenty_mirror::change::{Change, Source};
+use twenty_mirror::mirror::{Store, StoreError};
 use twenty_mirror::twenty::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 
 const SECRET: &str = "whsec-bench-6b1f0c9e2d7a4e3b8c5d1f0a9e8b7c6d";
@@ -819,9 +819,7 @@ async fn naive_closed_loop(
 /// On SQLite the library's pool is kept: writes are serial whatever the pool size.
 async fn open_naive_store(backend: &Backend, url: &str, concurrency: usize) -> Store {
     let store = match backend {
-        Backend::Sqlite => {
-            Store::connect(&DatabaseUrl::new(url)).await.expect("opening the naive SQLite store")
-        }
+        Backend::Sqlite => Store::connect(url).await.expect("opening the naive SQLite store"),
         Backend::Postgres { .. } => {
             let options = PgConnectOptions::from_str(url).expect("a PostgreSQL URL");
             Store::postgres_with_pool_size(options, u32::try_from(concurrency).expect("a small concurrency"))

@@ -19,7 +19,7 @@ use crate::http::admin::AdminToken;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::mirror::Store;
-use crate::mirror::writer::{self, Writer};
+use crate::mirror::writer::Writer;
 use crate::sync::scheduler::{self, Schedule};
 use crate::sync::{Reconciler, ReconcilerSettings};
 use crate::twenty::client::{ClientSettings, TwentyClient};
@@ -52,7 +52,7 @@ impl Application {
     }
 
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
-        let store = Store::connect(&settings.database_url).await.context("opening the database")?;
+        let store = Store::connect(settings.database_url.expose()).await.context("opening the database")?;
         store.migrate().await.context("applying migrations")?;
 
         let webhook = &settings.webhook;
@@ -68,8 +68,7 @@ impl Application {
 
         let shutdown = CancellationToken::new();
         let writer_stop = CancellationToken::new();
-        let (writer, writer_task) =
-            Writer::start(store.clone(), writer::slots_for(&store), writer_stop.clone());
+        let (writer, writer_task) = Writer::start(store.clone(), store.commit_slots(), writer_stop.clone());
         let metrics = Arc::new(Metrics::default());
         let reconciler = match &settings.twenty_api {
             Some(api) => Some(

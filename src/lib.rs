@@ -1,16 +1,18 @@
 //! twenty-mirror keeps a Twenty CRM workspace mirrored in your own database.
 //!
-//! Data flows one way: bytes → verified (`twenty::signature`) → parsed change (`twenty::webhook`)
-//! → the apply rule (`mirror`) → outcome, committed by the group-commit writer before the answer.
+//! Data flows one way: bytes → verified (`twenty::signature`) → parsed (`twenty::webhook`, into
+//! Twenty's own types) → a [`change::Change`] → the apply rule (`mirror`) → outcome, committed by the
+//! group-commit writer before the answer. `change` is the ground that `twenty` and `mirror` both
+//! stand on; neither of those two imports the other.
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod change;
 pub mod clock;
 pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod mirror;
-pub mod replay;
 pub mod subscription;
 pub mod sync;
 pub mod telemetry;

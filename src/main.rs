@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use twenty_mirror::app::build_reconciler;
 use twenty_mirror::config::{Settings, parse_duration};
 use twenty_mirror::mirror::Store;
-use twenty_mirror::mirror::sync::{Mode, RunStatus, Trigger};
+use twenty_mirror::mirror::{Mode, RunStatus, Trigger};
 use twenty_mirror::sync::reconciler::{Progress, ReconcileError, RunOutcome, RunRequest};
 use twenty_mirror::sync::status::status;
 use twenty_mirror::{Application, telemetry};
@@ -112,7 +112,7 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
 }
 
 async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
-    let store = Store::connect(&settings.database_url).await.context("opening the database")?;
+    let store = Store::connect(settings.database_url.expose()).await.context("opening the database")?;
     store.migrate().await.context("applying migrations")?;
     Ok(store)
 }
@@ -238,7 +238,7 @@ async fn replay(
 ) -> anyhow::Result<ExitCode> {
     let store = open_store(&settings).await?;
     let report =
-        twenty_mirror::replay::replay(&store, since, object.as_deref()).await.context("replaying")?;
+        twenty_mirror::sync::replay::replay(&store, since, object.as_deref()).await.context("replaying")?;
     store.close().await;
     println!("replayed {} deliveries received since {}", report.deliveries, since.to_rfc3339());
     for (outcome, n) in &report.outcomes {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::mirror::sync::{ObjectCounts, SyncState};
+use crate::mirror::{ObjectCounts, SyncState};
 use crate::twenty::client::ClientStats;
 
 /// Upper bounds of the apply-latency histogram, in seconds: from an idle commit (about a

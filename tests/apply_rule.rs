@@ -9,10 +9,9 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 use support::{TestApp, TestDb, at, delivery};
 use tokio::task::JoinSet;
-use twenty_mirror::config::DatabaseUrl;
-use twenty_mirror::mirror::change::parse_timestamp;
-use twenty_mirror::mirror::{Delivery, Store};
-use twenty_mirror::twenty::webhook::parse_delivery;
+use twenty_mirror::change::parse_timestamp;
+use twenty_mirror::http::webhooks::parse_delivery;
+use twenty_mirror::mirror::{Delivery, Pool, Store};
 
 #[tokio::test]
 async fn a_duplicate_delivery_is_a_no_op() {
@@ -243,7 +242,7 @@ fn any_order_with_duplicates_converges_to_the_in_order_mirror() {
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     let (db, store) = runtime.block_on(async {
         let db = TestDb::new().await;
-        let store = Store::connect(&DatabaseUrl::new(db.url.clone())).await.expect("store");
+        let store = Store::connect(&db.url).await.expect("store");
         store.migrate().await.expect("migrate");
         (db, store)
     });
@@ -292,7 +291,7 @@ fn any_order_with_duplicates_converges_to_the_in_order_mirror() {
 #[tokio::test]
 async fn a_batch_logs_every_delivery_in_order_with_its_own_outcome() {
     let db = TestDb::new().await;
-    let store = Store::connect(&DatabaseUrl::new(db.url.clone())).await.expect("store");
+    let store = Store::connect(&db.url).await.expect("store");
     store.migrate().await.expect("migrate");
     let created = delivery("person.created", "p1", 0, json!({"name": "Zoë \"Z\" \\ O'Brien\u{2028}台北"}));
     let newer = delivery("person.updated", "p3", 1_000, json!({"jobTitle": "CTO"})).to_string();
@@ -329,8 +328,8 @@ async fn a_batch_logs_every_delivery_in_order_with_its_own_outcome() {
 #[tokio::test]
 async fn postgres_connections_reuse_one_plan_per_statement() {
     let db = TestDb::new().await;
-    let store = Store::connect(&DatabaseUrl::new(db.url.clone())).await.expect("store");
-    let Store::Postgres(pool) = &store else { return };
+    let store = Store::connect(&db.url).await.expect("store");
+    let Pool::Postgres(pool) = store.pool() else { return };
     let mode: String = sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(pool).await.expect("a setting");
     assert_eq!(mode, "force_generic_plan");
 }
@@ -340,8 +339,8 @@ async fn postgres_connections_reuse_one_plan_per_statement() {
 #[tokio::test]
 async fn postgres_compresses_records_and_deliveries_with_lz4() {
     let db = TestDb::new().await;
-    let store = Store::connect(&DatabaseUrl::new(db.url.clone())).await.expect("store");
-    let Store::Postgres(pool) = &store else { return };
+    let store = Store::connect(&db.url).await.expect("store");
+    let Pool::Postgres(pool) = store.pool() else { return };
     store.migrate().await.expect("migrations");
     let methods: Vec<(String, String)> = sqlx::query_as(
         "SELECT attrelid::regclass::text, attcompression::text FROM pg_attribute \

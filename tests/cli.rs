@@ -40,10 +40,7 @@ async fn migrate_applies_migrations_and_exits() {
     let output =
         twenty_mirror().env("DATABASE_URL", &db.url).arg("migrate").output().expect("running migrate");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let store =
-        twenty_mirror::mirror::Store::connect(&twenty_mirror::config::DatabaseUrl::new(db.url.clone()))
-            .await
-            .expect("store");
+    let store = twenty_mirror::mirror::Store::connect(&db.url).await.expect("store");
     store.check_ready().await.expect("every migration applied");
 }
 

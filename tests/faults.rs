@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use support::fake_twenty::{FakeTwenty, Fault};
 use support::{SECRET, TestDb, assert_mirror_matches, delivery, eventually};
-use twenty_mirror::config::DatabaseUrl;
+use twenty_mirror::mirror::RunStatus;
 use twenty_mirror::mirror::Store;
-use twenty_mirror::mirror::sync::RunStatus;
 
 fn twenty_mirror(db: &TestDb) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_twenty-mirror"));
@@ -36,7 +35,7 @@ fn free_port() -> u16 {
 }
 
 async fn store(db: &TestDb) -> Store {
-    Store::connect(&DatabaseUrl::new(db.url.clone())).await.expect("a store")
+    Store::connect(&db.url).await.expect("a store")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,11 +20,11 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use support::{Options, SECRET, TestApp, delivery, outcome};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use twenty_mirror::http::webhooks::parse_delivery;
 use twenty_mirror::mirror::Disposition;
 use twenty_mirror::twenty::signature::{
     Refusal, SIGNATURE_HEADER, SignatureHeaders, SignaturePolicy, TIMESTAMP_HEADER, Verified, sign, verify,
 };
-use twenty_mirror::twenty::webhook::parse_delivery;
 
 /// The record every hostile body names; it must never reach the mirror.
 const TARGET: &str = "0b8e1c52-2f7a-4d7c-9d8e-51a1f0c2b3d4";

@@ -255,20 +255,17 @@ async fn the_reconcile_status_and_replay_commands() {
     assert!(String::from_utf8_lossy(&output.stdout).contains("API key"));
 
     // Replay: the event log re-applied into an emptied mirror.
-    let store =
-        twenty_mirror::mirror::Store::connect(&twenty_mirror::config::DatabaseUrl::new(db.url.clone()))
-            .await
-            .unwrap();
+    let store = twenty_mirror::mirror::Store::connect(&db.url).await.unwrap();
     let body = delivery("person.created", "replayed", 0, json!({"jobTitle": "from the log"}));
     store
-        .record_deliveries(&[twenty_mirror::twenty::webhook::parse_delivery(
+        .record_deliveries(&[twenty_mirror::http::webhooks::parse_delivery(
             body.to_string().as_bytes(),
             chrono::Utc::now(),
         )])
         .await
         .unwrap();
     store
-        .record_deliveries(&[twenty_mirror::twenty::webhook::parse_delivery(b"not json", chrono::Utc::now())])
+        .record_deliveries(&[twenty_mirror::http::webhooks::parse_delivery(b"not json", chrono::Utc::now())])
         .await
         .unwrap();
     empty_mirror(&db).await;

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::fake_twenty::{FakeTwenty, Fault, MetadataShape, webhook_body};
 use support::{assert_mirror_matches, fresh_store, reconciler};
-use twenty_mirror::mirror::Store;
-use twenty_mirror::mirror::sync::{Mode, RunStatus, Trigger};
+use twenty_mirror::http::webhooks::parse_delivery;
+use twenty_mirror::mirror::{Mode, RunStatus, Trigger};
+use twenty_mirror::mirror::{Pool, Store};
 use twenty_mirror::sync::reconciler::{ReconcileError, RunOutcome, RunRequest};
-use twenty_mirror::twenty::webhook::parse_delivery;
 
 fn person(n: usize) -> Value {
     json!({
@@ -199,8 +199,8 @@ async fn a_run_stopped_between_pages_resumes_and_loses_nothing() {
 /// Makes every write of the row `id` fail, slowly on PostgreSQL (half a second), so that the pages
 /// after it are applied, and committed, while its page is still in flight.
 async fn fail_writes_of(store: &Store, id: &str) {
-    match store {
-        Store::Postgres(pool) => {
+    match store.pool() {
+        Pool::Postgres(pool) => {
             sqlx::raw_sql(
                 format!(
                     "CREATE FUNCTION fail_one_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
@@ -216,7 +216,7 @@ async fn fail_writes_of(store: &Store, id: &str) {
             .await
             .expect("installing the trigger");
         }
-        Store::Sqlite(pool) => {
+        Pool::Sqlite(pool) => {
             sqlx::raw_sql(
                 format!(
                     "CREATE TRIGGER fail_one_row BEFORE INSERT ON twenty_records WHEN NEW.id = '{id}'
@@ -233,9 +233,9 @@ async fn fail_writes_of(store: &Store, id: &str) {
 
 async fn stop_failing_writes(store: &Store) {
     let statement = "DROP TRIGGER fail_one_row ON twenty_records";
-    match store {
-        Store::Postgres(pool) => sqlx::query(statement).execute(pool).await.map(drop),
-        Store::Sqlite(pool) => sqlx::query("DROP TRIGGER fail_one_row").execute(pool).await.map(drop),
+    match store.pool() {
+        Pool::Postgres(pool) => sqlx::query(statement).execute(pool).await.map(drop),
+        Pool::Sqlite(pool) => sqlx::query("DROP TRIGGER fail_one_row").execute(pool).await.map(drop),
     }
     .expect("dropping the trigger");
 }

@@ -4,8 +4,8 @@ mod support;
 
 use serde_json::{Value, json};
 use support::{Options, SECRET, TestApp, delivery, outcome};
+use twenty_mirror::change::parse_timestamp;
 use twenty_mirror::clock::Clock;
-use twenty_mirror::mirror::change::parse_timestamp;
 
 struct Fixture {
     name: String,

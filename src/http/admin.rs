@@ -12,7 +12,7 @@ use sha2::Sha256;
 
 use super::AppState;
 use crate::mirror::StoreError;
-use crate::mirror::sync::{Mode, Trigger};
+use crate::mirror::{Mode, Trigger};
 use crate::sync::reconciler::{ReconcileError, RunRequest, Started};
 use crate::sync::status::status;
 

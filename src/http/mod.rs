@@ -3,7 +3,7 @@
 pub mod admin;
 mod health;
 mod metrics;
-mod webhooks;
+pub mod webhooks;
 
 use std::sync::Arc;
 

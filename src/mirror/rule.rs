@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::change::{Change, Source, Stage};
+use crate::change::{Change, Source, Stage};
 
 /// What applying one change did to the mirror.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -207,7 +207,7 @@ impl Reduced {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mirror::change::parse_timestamp;
+    use crate::change::parse_timestamp;
     use serde_json::json;
 
     fn at(minute: u32) -> String {

@@ -44,9 +44,9 @@ pub enum WriteError {
 }
 
 impl Writer {
-    /// Starts the dispatcher. `slots` is how many transactions may be in flight at once: 1 for
-    /// SQLite, whose writes are serial anyway; a few for PostgreSQL, so one batch commits while the
-    /// next is built.
+    /// Starts the dispatcher. `slots` is how many transactions may be in flight at once
+    /// ([`Store::commit_slots`] suits the backend): 1 for SQLite, whose writes are serial anyway; a
+    /// few for PostgreSQL, so one batch commits while the next is built.
     /// Cancelling `stop` ends the dispatcher once the commits in flight are done; the service
     /// cancels it only after the HTTP server has answered every request.
     pub fn start(
@@ -67,16 +67,6 @@ impl Writer {
             Ok(result) => result.map_err(WriteError::Store),
             Err(_) => Err(WriteError::Stopped),
         }
-    }
-}
-
-/// The number of commit slots that suits a backend.
-pub fn slots_for(store: &Store) -> usize {
-    match store {
-        Store::Sqlite(_) => 1,
-        // Enough to overlap one batch's commit with the next batch's statements on a small
-        // server; more mostly adds lock contention between batches.
-        Store::Postgres(_) => 4,
     }
 }
 

@@ -2,6 +2,7 @@
 //! webhooks missed, deletions included, through the same apply rule as the webhook path.
 
 pub mod reconciler;
+pub mod replay;
 pub mod scheduler;
 pub mod status;
 

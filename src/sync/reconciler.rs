@@ -14,12 +14,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 use tracing::Instrument;
 
+use crate::change::format_timestamp;
+use crate::change::{Change, Source};
 use crate::metrics::Metrics;
-use crate::mirror::change::format_timestamp;
-use crate::mirror::sync::{
-    Counts, Mode, ObjectRow, PageWrite, ReconcilerLock, RunStatus, SyncState, Trigger,
-};
-use crate::mirror::{Change, Source, Store, StoreError};
+use crate::mirror::{Counts, Mode, ObjectRow, PageWrite, ReconcilerLock, RunStatus, SyncState, Trigger};
+use crate::mirror::{Store, StoreError};
 use crate::twenty::client::{ClientError, ObjectMetadata, TwentyClient};
 
 /// Every record, live and soft-deleted: the filter has to mention `deletedAt` for Twenty to return
@@ -598,7 +597,7 @@ impl SeenIds {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mirror::change::parse_timestamp;
+    use crate::change::parse_timestamp;
 
     #[test]
     fn a_page_behind_one_in_flight_moves_the_watermark_only_to_what_committed() {

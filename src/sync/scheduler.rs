@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::reconciler::{ReconcileError, Reconciler, RunRequest};
 use crate::mirror::Store;
-use crate::mirror::sync::{Mode, Trigger};
+use crate::mirror::{Mode, Trigger};
 
 /// The cadences; `None` is `off`.
 #[derive(Debug, Clone, Copy)]
@@ -100,17 +100,16 @@ async fn plan(
     let mirrored: Vec<String> =
         store.objects().await?.into_iter().filter(|o| o.mirrored).map(|o| o.name_singular).collect();
     let states = store.sync_states().await?;
-    let oldest =
-        |pick: fn(&crate::mirror::sync::SyncState) -> Option<DateTime<Utc>>| -> Option<DateTime<Utc>> {
-            if mirrored.is_empty() {
-                return None;
-            }
-            mirrored
-                .iter()
-                .map(|name| states.iter().find(|s| &s.object == name).and_then(pick))
-                .collect::<Option<Vec<_>>>()
-                .and_then(|times| times.into_iter().min())
-        };
+    let oldest = |pick: fn(&crate::mirror::SyncState) -> Option<DateTime<Utc>>| -> Option<DateTime<Utc>> {
+        if mirrored.is_empty() {
+            return None;
+        }
+        mirrored
+            .iter()
+            .map(|name| states.iter().find(|s| &s.object == name).and_then(pick))
+            .collect::<Option<Vec<_>>>()
+            .and_then(|times| times.into_iter().min())
+    };
     let due =
         |every: Option<Duration>, last_done: Option<DateTime<Utc>>, last_attempt: Option<DateTime<Utc>>| {
             let every = every?;

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::mirror::sync::{Counts, RunRow};
+use crate::mirror::{Counts, RunRow};
 use crate::mirror::{Store, StoreError};
 
 #[derive(Debug, Clone, Serialize)]

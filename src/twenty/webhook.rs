@@ -1,12 +1,12 @@
-//! Parsing a verified delivery into what the mirror does with it. Pure: bytes in, a [`Delivery`]
-//! out, whatever the bytes are.
+//! Parsing a verified delivery into what Twenty says happened. Pure: bytes in, a [`WebhookEvent`]
+//! out, whatever the bytes are. It knows nothing of the store: a record event's [`Change`] is the
+//! ground both stand on.
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::mirror::change::parse_timestamp;
-use crate::mirror::{Change, Delivery, Disposition, Source};
+use crate::change::{Change, Source, parse_timestamp};
 
 /// The record events Twenty sends, by the action part of `eventName`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +31,32 @@ impl Action {
     }
 }
 
+/// A verified delivery, as far as it could be read: the names it carries, and what it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookEvent {
+    /// `eventName`, with any NUL character replaced (no database stores one in text).
+    pub event_name: Option<String>,
+    /// The object of a record event (`person` of `person.updated`).
+    pub object: Option<String>,
+    pub record_id: Option<String>,
+    /// The record's version: the change's, or the record's `updatedAt` when no change could be made.
+    pub record_updated_at: Option<DateTime<Utc>>,
+    pub kind: EventKind,
+}
+
+/// What a delivery is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventKind {
+    /// A record was created, updated, deleted, restored or destroyed.
+    Record(Change),
+    /// A schema event (`metadata.*`).
+    Schema,
+    /// An event name without an action this parser knows (`person.merged`, or no action at all).
+    UnknownAction,
+    /// Not a delivery that can be read, with the reason.
+    Malformed(String),
+}
+
 /// The envelope fields we read; everything else in the body is kept in the event log only.
 #[derive(Deserialize)]
 struct Envelope {
@@ -43,54 +69,53 @@ struct Envelope {
 
 /// Classifies a verified delivery. `metadata.*` events and unknown actions are recognised before a
 /// record is required: newest releases send schema events without one.
-pub fn parse_delivery(body: &[u8], received_at: DateTime<Utc>) -> Delivery {
-    let mut delivery = Delivery {
-        received_at,
+pub fn parse_event(body: &[u8], received_at: DateTime<Utc>) -> WebhookEvent {
+    let mut event = WebhookEvent {
         event_name: None,
         object: None,
         record_id: None,
         record_updated_at: None,
-        body: body_text(body),
-        disposition: Disposition::Ignore,
+        kind: EventKind::UnknownAction,
     };
     // JSON is UTF-8; serde_json only checks the fields it reads, so check the whole body first.
     if std::str::from_utf8(body).is_err() {
-        delivery.disposition = Disposition::Fail("the body is not UTF-8 text".to_owned());
-        return delivery;
+        event.kind = EventKind::Malformed("the body is not UTF-8 text".to_owned());
+        return event;
     }
     let envelope: Envelope = match serde_json::from_slice(body) {
         Ok(envelope) => envelope,
         Err(e) => {
-            delivery.disposition = Disposition::Fail(format!("the body is not a JSON delivery: {e}"));
-            return delivery;
+            event.kind = EventKind::Malformed(format!("the body is not a JSON delivery: {e}"));
+            return event;
         }
     };
     let Some(event_name) = envelope.event_name else {
-        delivery.disposition = Disposition::Fail("eventName is missing".to_owned());
-        return delivery;
+        event.kind = EventKind::Malformed("eventName is missing".to_owned());
+        return event;
     };
-    delivery.event_name = Some(event_name.replace('\0', "\u{FFFD}"));
+    event.event_name = Some(event_name.replace('\0', "\u{FFFD}"));
     // PostgreSQL stores no NUL character, in text or in jsonb; Twenty, itself on PostgreSQL, never
     // sends one. Refusing it on both backends keeps them alike.
     if event_name.contains('\0') || envelope.record.as_ref().is_some_and(contains_nul) {
-        delivery.disposition = Disposition::Fail(
+        event.kind = EventKind::Malformed(
             "the delivery contains a NUL character (\\u0000), which the mirror cannot store".to_owned(),
         );
-        return delivery;
+        return event;
     }
     if event_name.starts_with("metadata.") {
-        return delivery;
+        event.kind = EventKind::Schema;
+        return event;
     }
-    let Some((object, action)) = event_name.split_once('.') else { return delivery };
-    let Some(action) = Action::parse(action) else { return delivery };
-    delivery.object = Some(object.to_owned());
+    let Some((object, action)) = event_name.split_once('.') else { return event };
+    let Some(action) = Action::parse(action) else { return event };
+    event.object = Some(object.to_owned());
 
     let Some(record) = envelope.record else {
-        delivery.disposition = Disposition::Fail("record is missing".to_owned());
-        return delivery;
+        event.kind = EventKind::Malformed("record is missing".to_owned());
+        return event;
     };
-    delivery.record_id = record.get("id").and_then(Value::as_str).map(str::to_owned);
-    delivery.record_updated_at = record.get("updatedAt").and_then(Value::as_str).and_then(parse_timestamp);
+    event.record_id = record.get("id").and_then(Value::as_str).map(str::to_owned);
+    event.record_updated_at = record.get("updatedAt").and_then(Value::as_str).and_then(parse_timestamp);
     // eventDate is when Twenty queued the delivery: the best date a deletion has when the record
     // does not carry one. Without it, our own receipt is the closest.
     let event_date = envelope.event_date.as_deref().and_then(parse_timestamp).unwrap_or(received_at);
@@ -101,14 +126,14 @@ pub fn parse_delivery(body: &[u8], received_at: DateTime<Utc>) -> Delivery {
         Action::Deleted => Change::soft_delete(object, &record, event_date),
         Action::Destroyed => Change::destroy(object, &record, event_date),
     };
-    delivery.disposition = match change {
+    event.kind = match change {
         Ok(change) => {
-            delivery.record_updated_at = Some(change.updated_at);
-            Disposition::Apply(change)
+            event.record_updated_at = Some(change.updated_at);
+            EventKind::Record(change)
         }
-        Err(e) => Disposition::Fail(e.to_string()),
+        Err(e) => EventKind::Malformed(e.to_string()),
     };
-    delivery
+    event
 }
 
 /// Whether a string or a key anywhere in `value` holds a NUL character.
@@ -121,17 +146,10 @@ fn contains_nul(value: &Value) -> bool {
     }
 }
 
-/// The body as the event log keeps it: text, with bytes that are not UTF-8 (or NUL, which
-/// PostgreSQL text cannot hold) replaced. Such a body is always logged as failed.
-fn body_text(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    if text.contains('\0') { text.replace('\0', "\u{FFFD}") } else { text.into_owned() }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mirror::Stage;
+    use crate::change::Stage;
 
     fn now() -> DateTime<Utc> {
         parse_timestamp("2026-09-21T12:00:00.000Z").unwrap()
@@ -142,39 +160,41 @@ mod tests {
         std::fs::read(path).unwrap()
     }
 
-    fn change(delivery: &Delivery) -> &Change {
-        match &delivery.disposition {
-            Disposition::Apply(change) => change,
+    fn change(event: &WebhookEvent) -> &Change {
+        match &event.kind {
+            EventKind::Record(change) => change,
             other => panic!("expected a change, got {other:?}"),
         }
     }
 
     #[test]
     fn record_events_become_changes() {
-        let created = parse_delivery(&fixture("person.created"), now());
+        let created = parse_event(&fixture("person.created"), now());
         assert_eq!(created.event_name.as_deref(), Some("person.created"));
         assert_eq!(created.object.as_deref(), Some("person"));
         assert_eq!(created.record_id.as_deref(), Some("0b8e1c52-2f7a-4d7c-9d8e-51a1f0c2b3d4"));
         assert_eq!(change(&created).stage(), Stage::Live);
 
-        let deleted = parse_delivery(&fixture("company.deleted"), now());
+        let deleted = parse_event(&fixture("company.deleted"), now());
         assert_eq!(change(&deleted).deleted_at, parse_timestamp("2026-09-21T11:00:00.000Z"));
 
-        let old_format = parse_delivery(&fixture("company.deleted-2025-format"), now());
+        let old_format = parse_event(&fixture("company.deleted-2025-format"), now());
         assert_eq!(change(&old_format).deleted_at, parse_timestamp("2026-09-21T11:00:00.010Z"));
 
-        let destroyed = parse_delivery(&fixture("opportunity.destroyed"), now());
+        let destroyed = parse_event(&fixture("opportunity.destroyed"), now());
         assert_eq!(change(&destroyed).destroyed_at, parse_timestamp("2026-09-21T11:00:00.010Z"));
         assert_eq!(change(&destroyed).stage(), Stage::Destroyed);
     }
 
     #[test]
-    fn schema_events_and_unknown_actions_are_ignored_before_a_record_is_required() {
-        let metadata = parse_delivery(&fixture("metadata.field-created"), now());
-        assert!(matches!(metadata.disposition, Disposition::Ignore));
+    fn schema_events_and_unknown_actions_are_classified_before_a_record_is_required() {
+        let metadata = parse_event(&fixture("metadata.field-created"), now());
+        assert_eq!(metadata.kind, EventKind::Schema);
         assert_eq!(metadata.event_name.as_deref(), Some("metadata.fieldMetadata.created"));
-        let unknown = parse_delivery(br#"{"eventName":"person.merged"}"#, now());
-        assert!(matches!(unknown.disposition, Disposition::Ignore));
+        let unknown = parse_event(br#"{"eventName":"person.merged"}"#, now());
+        assert_eq!(unknown.kind, EventKind::UnknownAction);
+        let no_action = parse_event(br#"{"eventName":"person"}"#, now());
+        assert_eq!(no_action.kind, EventKind::UnknownAction);
     }
 
     #[test]
@@ -187,8 +207,10 @@ mod tests {
             (br#"{"eventName":"person.updated","record":{"updatedAt":"2026-01-01T00:00:00Z"}}"#, "record.id"),
             (br#"{"eventName":"person.updated","record":{"id":"a"}}"#, "updatedAt"),
         ] {
-            match parse_delivery(body, now()).disposition {
-                Disposition::Fail(why) => assert!(why.contains(reason), "{why:?} should mention {reason:?}"),
+            match parse_event(body, now()).kind {
+                EventKind::Malformed(why) => {
+                    assert!(why.contains(reason), "{why:?} should mention {reason:?}")
+                }
                 other => panic!("{} should fail, got {other:?}", String::from_utf8_lossy(body)),
             }
         }
@@ -201,15 +223,9 @@ mod tests {
             br#"{"eventName":"metadata.\u0000"}"#,
             b"{\"eventName\":\"person.created\",\"x\":\"\xff\"}",
         ] {
-            let delivery = parse_delivery(body, now());
-            assert!(matches!(delivery.disposition, Disposition::Fail(_)), "{delivery:?}");
-            assert!(!delivery.body.contains('\0') && !delivery.event_name.unwrap_or_default().contains('\0'));
+            let event = parse_event(body, now());
+            assert!(matches!(event.kind, EventKind::Malformed(_)), "{event:?}");
+            assert!(!event.event_name.unwrap_or_default().contains('\0'));
         }
-    }
-
-    #[test]
-    fn the_logged_body_is_text_even_when_the_bytes_are_not() {
-        let delivery = parse_delivery(b"\xff\x00{", now());
-        assert_eq!(delivery.body, "\u{FFFD}\u{FFFD}{");
     }
 }

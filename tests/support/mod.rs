@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use twenty_mirror::Application;
 use twenty_mirror::clock::Clock;
-use twenty_mirror::config::{DatabaseUrl, Settings};
+use twenty_mirror::config::Settings;
 use twenty_mirror::mirror::{Store, StoredEvent, StoredRecord};
 use twenty_mirror::sync::{Reconciler, ReconcilerSettings};
 use twenty_mirror::twenty::client::{ClientSettings, RetryPolicy, TwentyClient};
@@ -212,7 +212,7 @@ impl TestApp {
         let address = format!("http://127.0.0.1:{}", app.port());
         let shutdown = app.shutdown_token();
         let server = tokio::spawn(app.run_until_stopped());
-        let store = Store::connect(&DatabaseUrl::new(db.url.clone())).await.expect("a store for assertions");
+        let store = Store::connect(&db.url).await.expect("a store for assertions");
         TestApp { address, store, client: reqwest::Client::new(), shutdown, server: Some(server), db }
     }
 
@@ -371,7 +371,7 @@ pub fn reconciler_with_shutdown(
 /// A fresh database with the mirror's tables, and a store on it.
 pub async fn fresh_store() -> (TestDb, Store) {
     let db = TestDb::new().await;
-    let store = Store::connect(&DatabaseUrl::new(db.url.clone())).await.expect("a store");
+    let store = Store::connect(&db.url).await.expect("a store");
     store.migrate().await.expect("migrations");
     (db, store)
 }

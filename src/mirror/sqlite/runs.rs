@@ -1,26 +1,23 @@
-//! The reconciler's bookkeeping on SQLite.
+//! The reconciler's bookkeeping on SQLite: discovered objects, per-object state, runs, a page with
+//! its checkpoint, and a sweep's tombstones.
 
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::{SqliteConnection, SqlitePool};
 
-use super::{apply, timestamp};
-use crate::mirror::change::format_timestamp;
-use crate::mirror::rule::ApplyOutcome;
-use crate::mirror::sync::{
-    Counts, LockKind, Mode, ObjectCounts, ObjectRow, PageWrite, ReconcilerLock, RunRow, RunStatus, SyncState,
-    Trigger, holder_is_dead,
+use super::lease::{self, LEASE_TTL};
+use super::records::apply;
+use crate::change::Change;
+use crate::mirror::error::{Context, StoreError};
+use crate::mirror::model::{
+    Counts, Mode, ObjectCounts, ObjectRow, PageWrite, RunRow, RunStatus, SyncState, Trigger,
 };
-use crate::mirror::{Change, Context, StoreError};
-
-/// How long a lease holds without renewal. The holder renews it with every page, so only a
-/// reconciler that died leaves it to expire; a minute keeps the wait after a crash short.
-const LEASE_TTL: chrono::Duration = chrono::Duration::seconds(60);
+use crate::mirror::rows::{ObjectCountsRow, RunRowColumns, SyncStateRow, Timestamp};
+use crate::mirror::rule::ApplyOutcome;
 
 /// Ids per `UPDATE` when marking tombstones: one transaction per chunk keeps the write lock short.
 const DESTROY_CHUNK: usize = 500;
 
-pub(crate) async fn save_objects(
+pub(super) async fn save_objects(
     pool: &SqlitePool,
     objects: &[ObjectRow],
     at: DateTime<Utc>,
@@ -48,7 +45,7 @@ pub(crate) async fn save_objects(
         .bind(o.is_custom)
         .bind(o.fields.to_string())
         .bind(o.mirrored)
-        .bind(format_timestamp(at))
+        .bind(Timestamp(at))
         .execute(&mut *tx)
         .await
         .context("saving a discovered object")?;
@@ -56,60 +53,28 @@ pub(crate) async fn save_objects(
     tx.commit().await.context("committing discovered objects")
 }
 
-pub(crate) async fn objects(pool: &SqlitePool) -> Result<Vec<ObjectRow>, StoreError> {
-    let rows = sqlx::query(
+pub(super) async fn objects(pool: &SqlitePool) -> Result<Vec<ObjectRow>, StoreError> {
+    sqlx::query_as(
         "SELECT name_singular, name_plural, label_singular, label_plural, metadata_id, is_custom, fields, mirrored \
          FROM twenty_objects ORDER BY name_singular",
     )
     .fetch_all(pool)
     .await
-    .context("reading discovered objects")?;
-    rows.iter()
-        .map(|row| {
-            let fields: String = row.try_get("fields").context("reading fields")?;
-            Ok(ObjectRow {
-                name_singular: row.try_get("name_singular").context("reading name_singular")?,
-                name_plural: row.try_get("name_plural").context("reading name_plural")?,
-                label_singular: row.try_get("label_singular").context("reading label_singular")?,
-                label_plural: row.try_get("label_plural").context("reading label_plural")?,
-                metadata_id: row.try_get("metadata_id").context("reading metadata_id")?,
-                is_custom: row.try_get("is_custom").context("reading is_custom")?,
-                fields: serde_json::from_str(&fields)
-                    .map_err(|e| StoreError::Corrupt(format!("fields: {e}")))?,
-                mirrored: row.try_get("mirrored").context("reading mirrored")?,
-            })
-        })
-        .collect()
+    .context("reading discovered objects")
 }
 
-pub(crate) async fn sync_states(pool: &SqlitePool) -> Result<Vec<SyncState>, StoreError> {
-    let rows = sqlx::query(
+pub(super) async fn sync_states(pool: &SqlitePool) -> Result<Vec<SyncState>, StoreError> {
+    let rows: Vec<SyncStateRow> = sqlx::query_as(
         "SELECT object, watermark, last_delta_at, last_full_at, last_run_id, last_counts \
          FROM sync_state ORDER BY object",
     )
     .fetch_all(pool)
     .await
     .context("reading sync state")?;
-    rows.iter()
-        .map(|row| {
-            let counts: Option<String> = row.try_get("last_counts").context("reading last_counts")?;
-            Ok(SyncState {
-                object: row.try_get("object").context("reading object")?,
-                watermark: timestamp(row, "watermark")?,
-                last_delta_at: timestamp(row, "last_delta_at")?,
-                last_full_at: timestamp(row, "last_full_at")?,
-                last_run_id: row.try_get("last_run_id").context("reading last_run_id")?,
-                last_counts: counts
-                    .map(|c| {
-                        serde_json::from_str(&c).map_err(|e| StoreError::Corrupt(format!("last_counts: {e}")))
-                    })
-                    .transpose()?,
-            })
-        })
-        .collect()
+    Ok(rows.into_iter().map(SyncState::from).collect())
 }
 
-pub(crate) async fn apply_page(
+pub(super) async fn apply_page(
     pool: &SqlitePool,
     page: &PageWrite<'_>,
 ) -> Result<Vec<ApplyOutcome>, StoreError> {
@@ -120,18 +85,13 @@ pub(crate) async fn apply_page(
         tx.rollback().await.context("rolling back a dry run")?;
         return Ok(outcomes);
     };
-    let holder = match page.lock {
-        Some(ReconcilerLock(LockKind::Sqlite { holder })) => Some(holder.as_str()),
-        _ => None,
-    };
-    let bookkeeping = sqlx::query(PAGE_BOOKKEEPING)
-        .bind(page.object)
-        .bind(page.watermark.map(format_timestamp))
-        .bind(run_id);
+    let holder = lease::holder(page.lock);
+    let bookkeeping =
+        sqlx::query(PAGE_BOOKKEEPING).bind(page.object).bind(page.watermark.map(Timestamp)).bind(run_id);
     let renewed = Counts::of_page(page.changes, &outcomes)
         .bind_to(bookkeeping)
         .bind(holder)
-        .bind(format_timestamp(Utc::now() + LEASE_TTL))
+        .bind(Timestamp(Utc::now() + LEASE_TTL))
         .fetch_all(&mut *tx)
         .await
         .context("advancing the watermark and the run's counts")?;
@@ -171,7 +131,7 @@ async fn add_to_run(conn: &mut SqliteConnection, run_id: i64, c: Counts) -> Resu
     Ok(())
 }
 
-pub(crate) async fn finish_pass(
+pub(super) async fn finish_pass(
     pool: &SqlitePool,
     object: &str,
     mode: Mode,
@@ -197,7 +157,7 @@ pub(crate) async fn finish_pass(
     let counts = serde_json::to_string(&counts).map_err(|e| StoreError::Corrupt(format!("counts: {e}")))?;
     sqlx::query(statement)
         .bind(object)
-        .bind(format_timestamp(at))
+        .bind(Timestamp(at))
         .bind(run_id)
         .bind(counts)
         .execute(pool)
@@ -206,7 +166,7 @@ pub(crate) async fn finish_pass(
     Ok(())
 }
 
-pub(crate) async fn count_present(pool: &SqlitePool, object: &str) -> Result<i64, StoreError> {
+pub(super) async fn count_present(pool: &SqlitePool, object: &str) -> Result<i64, StoreError> {
     sqlx::query_scalar("SELECT count(*) FROM twenty_records WHERE object = ?1 AND destroyed_at IS NULL")
         .bind(object)
         .fetch_one(pool)
@@ -214,7 +174,7 @@ pub(crate) async fn count_present(pool: &SqlitePool, object: &str) -> Result<i64
         .context("counting rows")
 }
 
-pub(crate) async fn destroy_candidates(
+pub(super) async fn destroy_candidates(
     pool: &SqlitePool,
     object: &str,
     written_before: DateTime<Utc>,
@@ -223,13 +183,13 @@ pub(crate) async fn destroy_candidates(
         "SELECT id FROM twenty_records WHERE object = ?1 AND destroyed_at IS NULL AND synced_at < ?2",
     )
     .bind(object)
-    .bind(format_timestamp(written_before))
+    .bind(Timestamp(written_before))
     .fetch_all(pool)
     .await
     .context("listing rows a sweep may destroy")
 }
 
-pub(crate) async fn mark_destroyed(
+pub(super) async fn mark_destroyed(
     pool: &SqlitePool,
     object: &str,
     ids: &[String],
@@ -248,8 +208,8 @@ pub(crate) async fn mark_destroyed(
                AND id IN (SELECT value FROM json_each(?4))",
         )
         .bind(object)
-        .bind(format_timestamp(destroyed_at))
-        .bind(format_timestamp(written_before))
+        .bind(Timestamp(destroyed_at))
+        .bind(Timestamp(written_before))
         .bind(ids)
         .execute(&mut *tx)
         .await
@@ -261,7 +221,7 @@ pub(crate) async fn mark_destroyed(
     Ok(marked)
 }
 
-pub(crate) async fn create_run(
+pub(super) async fn create_run(
     pool: &SqlitePool,
     trigger: Trigger,
     mode: Mode,
@@ -276,13 +236,13 @@ pub(crate) async fn create_run(
     .bind(trigger.as_str())
     .bind(mode.as_str())
     .bind(objects)
-    .bind(format_timestamp(started_at))
+    .bind(Timestamp(started_at))
     .fetch_one(pool)
     .await
     .context("recording a new run")
 }
 
-pub(crate) async fn set_run_objects(
+pub(super) async fn set_run_objects(
     pool: &SqlitePool,
     run_id: i64,
     objects: &[String],
@@ -297,7 +257,7 @@ pub(crate) async fn set_run_objects(
     Ok(())
 }
 
-pub(crate) async fn finish_run(
+pub(super) async fn finish_run(
     pool: &SqlitePool,
     run_id: i64,
     status: RunStatus,
@@ -308,35 +268,35 @@ pub(crate) async fn finish_run(
         .bind(run_id)
         .bind(status.as_str())
         .bind(error)
-        .bind(format_timestamp(at))
+        .bind(Timestamp(at))
         .execute(pool)
         .await
         .context("recording the end of a run")?;
     Ok(())
 }
 
-pub(crate) async fn fail_abandoned_runs(pool: &SqlitePool, at: DateTime<Utc>) -> Result<u64, StoreError> {
+pub(super) async fn fail_abandoned_runs(pool: &SqlitePool, at: DateTime<Utc>) -> Result<u64, StoreError> {
     let result = sqlx::query(
         "UPDATE sync_runs SET status = 'failed', ended_at = ?1, \
              error = 'the process running it stopped before it finished' \
          WHERE status = 'running'",
     )
-    .bind(format_timestamp(at))
+    .bind(Timestamp(at))
     .execute(pool)
     .await
     .context("closing abandoned runs")?;
     Ok(result.rows_affected())
 }
 
-pub(crate) async fn running_run(pool: &SqlitePool) -> Result<Option<i64>, StoreError> {
+pub(super) async fn running_run(pool: &SqlitePool) -> Result<Option<i64>, StoreError> {
     sqlx::query_scalar("SELECT id FROM sync_runs WHERE status = 'running' ORDER BY id DESC LIMIT 1")
         .fetch_optional(pool)
         .await
         .context("looking for a running run")
 }
 
-pub(crate) async fn runs(pool: &SqlitePool, id: Option<i64>, limit: i64) -> Result<Vec<RunRow>, StoreError> {
-    let rows = sqlx::query(
+pub(super) async fn runs(pool: &SqlitePool, id: Option<i64>, limit: i64) -> Result<Vec<RunRow>, StoreError> {
+    let rows: Vec<RunRowColumns> = sqlx::query_as(
         "SELECT id, trigger, mode, objects, started_at, ended_at, status, error, \
                 fetched, inserted, updated, deleted, destroyed, unchanged, repaired \
          FROM sync_runs WHERE ?1 IS NULL OR id = ?1 ORDER BY id DESC LIMIT ?2",
@@ -346,111 +306,36 @@ pub(crate) async fn runs(pool: &SqlitePool, id: Option<i64>, limit: i64) -> Resu
     .fetch_all(pool)
     .await
     .context("reading runs")?;
-    rows.iter().map(run_row).collect()
+    Ok(rows.into_iter().map(RunRow::from).collect())
 }
 
-fn run_row(row: &SqliteRow) -> Result<RunRow, StoreError> {
-    let text =
-        |column: &'static str| -> Result<String, StoreError> { row.try_get(column).context("reading a run") };
-    let objects = text("objects")?;
-    Ok(RunRow {
-        id: row.try_get("id").context("reading a run id")?,
-        trigger: Trigger::parse(&text("trigger")?).ok_or_else(|| StoreError::Corrupt("trigger".into()))?,
-        mode: Mode::parse(&text("mode")?).ok_or_else(|| StoreError::Corrupt("mode".into()))?,
-        objects: serde_json::from_str(&objects).map_err(|e| StoreError::Corrupt(format!("objects: {e}")))?,
-        started_at: timestamp(row, "started_at")?.ok_or_else(|| StoreError::Corrupt("started_at".into()))?,
-        ended_at: timestamp(row, "ended_at")?,
-        status: RunStatus::parse(&text("status")?).ok_or_else(|| StoreError::Corrupt("status".into()))?,
-        error: row.try_get("error").context("reading a run's error")?,
-        counts: Counts::from_row(row)?,
-    })
-}
-
-pub(crate) async fn object_counts(pool: &SqlitePool) -> Result<Vec<ObjectCounts>, StoreError> {
-    let rows = sqlx::query(
+pub(super) async fn object_counts(pool: &SqlitePool) -> Result<Vec<ObjectCounts>, StoreError> {
+    let rows: Vec<ObjectCountsRow> = sqlx::query_as(
         "SELECT object, \
                 sum(deleted_at IS NULL AND destroyed_at IS NULL) AS live, \
                 sum(deleted_at IS NOT NULL AND destroyed_at IS NULL) AS soft_deleted, \
-                sum(destroyed_at IS NOT NULL) AS destroyed \
+                sum(destroyed_at IS NOT NULL) AS destroyed, \
+                NULL AS last_webhook_at \
          FROM twenty_records GROUP BY object ORDER BY object",
     )
     .fetch_all(pool)
     .await
     .context("counting rows per object")?;
-    let mut counts = rows
-        .iter()
-        .map(|row| {
-            Ok(ObjectCounts {
-                object: row.try_get("object").context("reading object")?,
-                live: row.try_get("live").context("reading live")?,
-                soft_deleted: row.try_get("soft_deleted").context("reading soft_deleted")?,
-                destroyed: row.try_get("destroyed").context("reading destroyed")?,
-                last_webhook_at: None,
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    let webhooks = sqlx::query(
+    let mut counts: Vec<ObjectCounts> = rows.into_iter().map(ObjectCounts::from).collect();
+    let webhooks: Vec<(String, Option<Timestamp>)> = sqlx::query_as(
         "SELECT object, max(received_at) AS last FROM webhook_events WHERE object IS NOT NULL GROUP BY object",
     )
     .fetch_all(pool)
     .await
     .context("reading the last webhook per object")?;
-    for row in &webhooks {
-        let object: String = row.try_get("object").context("reading object")?;
-        let last = timestamp(row, "last")?;
+    for (object, last) in webhooks {
+        let last = last.map(|at| at.0);
         match counts.iter_mut().find(|c| c.object == object) {
             Some(c) => c.last_webhook_at = last,
             None => counts.push(ObjectCounts { object, last_webhook_at: last, ..ObjectCounts::default() }),
         }
     }
     Ok(counts)
-}
-
-pub(crate) async fn try_lease(pool: &SqlitePool, holder: &str) -> Result<Option<ReconcilerLock>, StoreError> {
-    let now = Utc::now();
-    let result = sqlx::query(
-        "INSERT INTO sync_lease (name, holder, expires_at) VALUES ('reconciler', ?1, ?2) \
-         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
-         WHERE sync_lease.expires_at < ?3",
-    )
-    .bind(holder)
-    .bind(format_timestamp(now + LEASE_TTL))
-    .bind(format_timestamp(now))
-    .execute(pool)
-    .await
-    .context("taking the reconciler lease")?;
-    if result.rows_affected() == 1 {
-        return Ok(Some(ReconcilerLock(LockKind::Sqlite { holder: holder.to_owned() })));
-    }
-    let current: Option<String> =
-        sqlx::query_scalar("SELECT holder FROM sync_lease WHERE name = 'reconciler'")
-            .fetch_optional(pool)
-            .await
-            .context("reading the reconciler lease")?;
-    let Some(current) = current.filter(|c| holder_is_dead(c)) else { return Ok(None) };
-    let taken = sqlx::query(
-        "UPDATE sync_lease SET holder = ?1, expires_at = ?2 WHERE name = 'reconciler' AND holder = ?3",
-    )
-    .bind(holder)
-    .bind(format_timestamp(now + LEASE_TTL))
-    .bind(&current)
-    .execute(pool)
-    .await
-    .context("taking over the reconciler lease")?;
-    if taken.rows_affected() == 1 {
-        tracing::warn!(previous = %current, "took over the lease of a reconciler that died on this machine");
-        return Ok(Some(ReconcilerLock(LockKind::Sqlite { holder: holder.to_owned() })));
-    }
-    Ok(None)
-}
-
-pub(crate) async fn release_lease(pool: &SqlitePool, holder: &str) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM sync_lease WHERE name = 'reconciler' AND holder = ?1")
-        .bind(holder)
-        .execute(pool)
-        .await
-        .context("releasing the reconciler lease")?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -460,9 +345,11 @@ mod tests {
     use serde_json::json;
     use sqlx::sqlite::SqliteConnectOptions;
 
-    use super::super::{MIGRATOR, connect, fetch_record};
+    use super::super::lease::try_lease;
+    use super::super::records::fetch_record;
+    use super::super::{MIGRATOR, connect};
     use super::*;
-    use crate::mirror::Source;
+    use crate::change::{Source, format_timestamp};
 
     async fn lease_expiry(pool: &SqlitePool) -> String {
         sqlx::query_scalar("SELECT expires_at FROM sync_lease WHERE name = 'reconciler'")

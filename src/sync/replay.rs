@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::mirror::{Change, Disposition, EventOutcome, Store, StoreError};
-use crate::twenty::webhook::parse_delivery;
+use crate::change::Change;
+use crate::mirror::{EventOutcome, Store, StoreError};
+use crate::twenty::webhook::{EventKind, parse_event};
 
 /// Deliveries read and applied per transaction.
 const BATCH: i64 = 500;
@@ -38,12 +39,13 @@ pub async fn replay(
         let mut changes: Vec<Change> = Vec::new();
         for event in &events {
             report.deliveries += 1;
-            match parse_delivery(event.body.as_bytes(), event.received_at).disposition {
-                Disposition::Apply(change) => changes.push(change),
-                Disposition::Ignore => {
+            // Classified as the webhook route classifies a delivery (`http::webhooks::parse_delivery`).
+            match parse_event(event.body.as_bytes(), event.received_at).kind {
+                EventKind::Record(change) => changes.push(change),
+                EventKind::Schema | EventKind::UnknownAction => {
                     *report.outcomes.entry(EventOutcome::Ignored.as_str()).or_default() += 1
                 }
-                Disposition::Fail(why) => {
+                EventKind::Malformed(why) => {
                     *report.outcomes.entry(EventOutcome::Failed.as_str()).or_default() += 1;
                     if report.failures.len() < QUOTED_FAILURES {
                         report.failures.push(format!("delivery {}: {why}", event.id));

@@ -1,22 +1,19 @@
-//! The reconciler's bookkeeping on PostgreSQL.
+//! The reconciler's bookkeeping on PostgreSQL: discovered objects, per-object state, runs, a page
+//! with its checkpoint, and a sweep's tombstones.
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool};
 
-use super::apply;
-use crate::mirror::rule::ApplyOutcome;
-use crate::mirror::sync::{
-    Counts, LockKind, Mode, ObjectCounts, ObjectRow, PageWrite, ReconcilerLock, RunRow, RunStatus, SyncState,
-    Trigger,
+use super::records::{APPLY_PAGE, apply, bind_winners, outcomes};
+use crate::change::Change;
+use crate::mirror::error::{Context, StoreError};
+use crate::mirror::model::{
+    Counts, Mode, ObjectCounts, ObjectRow, PageWrite, RunRow, RunStatus, SyncState, Trigger,
 };
-use crate::mirror::{Change, Context, StoreError};
+use crate::mirror::rows::{ObjectCountsRow, RunRowColumns, SyncStateRow};
+use crate::mirror::rule::{ApplyOutcome, Reduced};
 
-/// The advisory lock that makes one instance of many the reconciler: the bytes of "twentymr". Any
-/// constant works as long as nothing else in the database uses the same one.
-const RECONCILER_LOCK_KEY: i64 = 0x7477_656e_7479_6d72;
-
-pub(crate) async fn save_objects(
+pub(super) async fn save_objects(
     pool: &PgPool,
     objects: &[ObjectRow],
     at: DateTime<Utc>,
@@ -52,60 +49,28 @@ pub(crate) async fn save_objects(
     tx.commit().await.context("committing discovered objects")
 }
 
-pub(crate) async fn objects(pool: &PgPool) -> Result<Vec<ObjectRow>, StoreError> {
-    let rows = sqlx::query(
+pub(super) async fn objects(pool: &PgPool) -> Result<Vec<ObjectRow>, StoreError> {
+    sqlx::query_as(
         "SELECT name_singular, name_plural, label_singular, label_plural, metadata_id, is_custom, fields, mirrored \
          FROM twenty_objects ORDER BY name_singular",
     )
     .fetch_all(pool)
     .await
-    .context("reading discovered objects")?;
-    rows.iter()
-        .map(|row| {
-            Ok(ObjectRow {
-                name_singular: row.try_get("name_singular").context("reading name_singular")?,
-                name_plural: row.try_get("name_plural").context("reading name_plural")?,
-                label_singular: row.try_get("label_singular").context("reading label_singular")?,
-                label_plural: row.try_get("label_plural").context("reading label_plural")?,
-                metadata_id: row.try_get("metadata_id").context("reading metadata_id")?,
-                is_custom: row.try_get("is_custom").context("reading is_custom")?,
-                fields: row.try_get("fields").context("reading fields")?,
-                mirrored: row.try_get("mirrored").context("reading mirrored")?,
-            })
-        })
-        .collect()
+    .context("reading discovered objects")
 }
 
-pub(crate) async fn sync_states(pool: &PgPool) -> Result<Vec<SyncState>, StoreError> {
-    let rows = sqlx::query(
+pub(super) async fn sync_states(pool: &PgPool) -> Result<Vec<SyncState>, StoreError> {
+    let rows: Vec<SyncStateRow> = sqlx::query_as(
         "SELECT object, watermark, last_delta_at, last_full_at, last_run_id, last_counts \
          FROM sync_state ORDER BY object",
     )
     .fetch_all(pool)
     .await
     .context("reading sync state")?;
-    rows.iter()
-        .map(|row| {
-            let counts: Option<serde_json::Value> =
-                row.try_get("last_counts").context("reading last_counts")?;
-            Ok(SyncState {
-                object: row.try_get("object").context("reading object")?,
-                watermark: row.try_get("watermark").context("reading watermark")?,
-                last_delta_at: row.try_get("last_delta_at").context("reading last_delta_at")?,
-                last_full_at: row.try_get("last_full_at").context("reading last_full_at")?,
-                last_run_id: row.try_get("last_run_id").context("reading last_run_id")?,
-                last_counts: counts
-                    .map(|c| {
-                        serde_json::from_value(c)
-                            .map_err(|e| StoreError::Corrupt(format!("last_counts: {e}")))
-                    })
-                    .transpose()?,
-            })
-        })
-        .collect()
+    Ok(rows.into_iter().map(SyncState::from).collect())
 }
 
-pub(crate) async fn apply_page(pool: &PgPool, page: &PageWrite<'_>) -> Result<Vec<ApplyOutcome>, StoreError> {
+pub(super) async fn apply_page(pool: &PgPool, page: &PageWrite<'_>) -> Result<Vec<ApplyOutcome>, StoreError> {
     let Some(run_id) = page.run_id else {
         // A dry run: applied, and rolled back.
         let mut tx = pool.begin().await.context("starting a transaction")?;
@@ -114,7 +79,27 @@ pub(crate) async fn apply_page(pool: &PgPool, page: &PageWrite<'_>) -> Result<Ve
         tx.rollback().await.context("rolling back a dry run")?;
         return Ok(outcomes);
     };
-    super::apply_page(pool, page, run_id).await
+    apply_page_in_one_statement(pool, page, run_id).await
+}
+
+/// A reconciler page, its watermark and its run's counts, in one statement (see [`APPLY_PAGE`]).
+async fn apply_page_in_one_statement(
+    pool: &PgPool,
+    page: &PageWrite<'_>,
+    run_id: i64,
+) -> Result<Vec<ApplyOutcome>, StoreError> {
+    let changes: Vec<&Change> = page.changes.iter().collect();
+    let reduced = Reduced::new(&changes);
+    let winners: Vec<&Change> = reduced.winners.iter().map(|&i| changes[i]).collect();
+    let rows = bind_winners(APPLY_PAGE, &winners)
+        .bind(page.object)
+        .bind(page.watermark)
+        .bind(run_id)
+        .bind(changes.len() as i64)
+        .fetch_all(pool)
+        .await
+        .context("applying a page")?;
+    Ok(outcomes(&reduced, rows))
 }
 
 async fn add_to_run(conn: &mut PgConnection, run_id: i64, c: Counts) -> Result<(), StoreError> {
@@ -133,7 +118,7 @@ async fn add_to_run(conn: &mut PgConnection, run_id: i64, c: Counts) -> Result<(
     Ok(())
 }
 
-pub(crate) async fn finish_pass(
+pub(super) async fn finish_pass(
     pool: &PgPool,
     object: &str,
     mode: Mode,
@@ -168,7 +153,7 @@ pub(crate) async fn finish_pass(
     Ok(())
 }
 
-pub(crate) async fn count_present(pool: &PgPool, object: &str) -> Result<i64, StoreError> {
+pub(super) async fn count_present(pool: &PgPool, object: &str) -> Result<i64, StoreError> {
     sqlx::query_scalar("SELECT count(*) FROM twenty_records WHERE object = $1 AND destroyed_at IS NULL")
         .bind(object)
         .fetch_one(pool)
@@ -176,7 +161,7 @@ pub(crate) async fn count_present(pool: &PgPool, object: &str) -> Result<i64, St
         .context("counting rows")
 }
 
-pub(crate) async fn destroy_candidates(
+pub(super) async fn destroy_candidates(
     pool: &PgPool,
     object: &str,
     written_before: DateTime<Utc>,
@@ -191,7 +176,7 @@ pub(crate) async fn destroy_candidates(
     .context("listing rows a sweep may destroy")
 }
 
-pub(crate) async fn mark_destroyed(
+pub(super) async fn mark_destroyed(
     pool: &PgPool,
     object: &str,
     ids: &[String],
@@ -216,7 +201,7 @@ pub(crate) async fn mark_destroyed(
     Ok(result.rows_affected())
 }
 
-pub(crate) async fn create_run(
+pub(super) async fn create_run(
     pool: &PgPool,
     trigger: Trigger,
     mode: Mode,
@@ -236,7 +221,7 @@ pub(crate) async fn create_run(
     .context("recording a new run")
 }
 
-pub(crate) async fn set_run_objects(
+pub(super) async fn set_run_objects(
     pool: &PgPool,
     run_id: i64,
     objects: &[String],
@@ -250,7 +235,7 @@ pub(crate) async fn set_run_objects(
     Ok(())
 }
 
-pub(crate) async fn finish_run(
+pub(super) async fn finish_run(
     pool: &PgPool,
     run_id: i64,
     status: RunStatus,
@@ -268,7 +253,7 @@ pub(crate) async fn finish_run(
     Ok(())
 }
 
-pub(crate) async fn fail_abandoned_runs(pool: &PgPool, at: DateTime<Utc>) -> Result<u64, StoreError> {
+pub(super) async fn fail_abandoned_runs(pool: &PgPool, at: DateTime<Utc>) -> Result<u64, StoreError> {
     let result = sqlx::query(
         "UPDATE sync_runs SET status = 'failed', ended_at = $1, \
              error = 'the process running it stopped before it finished' \
@@ -281,15 +266,15 @@ pub(crate) async fn fail_abandoned_runs(pool: &PgPool, at: DateTime<Utc>) -> Res
     Ok(result.rows_affected())
 }
 
-pub(crate) async fn running_run(pool: &PgPool) -> Result<Option<i64>, StoreError> {
+pub(super) async fn running_run(pool: &PgPool) -> Result<Option<i64>, StoreError> {
     sqlx::query_scalar("SELECT id FROM sync_runs WHERE status = 'running' ORDER BY id DESC LIMIT 1")
         .fetch_optional(pool)
         .await
         .context("looking for a running run")
 }
 
-pub(crate) async fn runs(pool: &PgPool, id: Option<i64>, limit: i64) -> Result<Vec<RunRow>, StoreError> {
-    let rows = sqlx::query(
+pub(super) async fn runs(pool: &PgPool, id: Option<i64>, limit: i64) -> Result<Vec<RunRow>, StoreError> {
+    let rows: Vec<RunRowColumns> = sqlx::query_as(
         "SELECT id, trigger, mode, objects, started_at, ended_at, status, error, \
                 fetched, inserted, updated, deleted, destroyed, unchanged, repaired \
          FROM sync_runs WHERE $1::bigint IS NULL OR id = $1 ORDER BY id DESC LIMIT $2",
@@ -299,28 +284,11 @@ pub(crate) async fn runs(pool: &PgPool, id: Option<i64>, limit: i64) -> Result<V
     .fetch_all(pool)
     .await
     .context("reading runs")?;
-    rows.iter().map(run_row).collect()
+    Ok(rows.into_iter().map(RunRow::from).collect())
 }
 
-fn run_row(row: &PgRow) -> Result<RunRow, StoreError> {
-    let text =
-        |column: &'static str| -> Result<String, StoreError> { row.try_get(column).context("reading a run") };
-    let objects: serde_json::Value = row.try_get("objects").context("reading a run's objects")?;
-    Ok(RunRow {
-        id: row.try_get("id").context("reading a run id")?,
-        trigger: Trigger::parse(&text("trigger")?).ok_or_else(|| StoreError::Corrupt("trigger".into()))?,
-        mode: Mode::parse(&text("mode")?).ok_or_else(|| StoreError::Corrupt("mode".into()))?,
-        objects: serde_json::from_value(objects).map_err(|e| StoreError::Corrupt(format!("objects: {e}")))?,
-        started_at: row.try_get("started_at").context("reading started_at")?,
-        ended_at: row.try_get("ended_at").context("reading ended_at")?,
-        status: RunStatus::parse(&text("status")?).ok_or_else(|| StoreError::Corrupt("status".into()))?,
-        error: row.try_get("error").context("reading a run's error")?,
-        counts: Counts::from_row(row)?,
-    })
-}
-
-pub(crate) async fn object_counts(pool: &PgPool) -> Result<Vec<ObjectCounts>, StoreError> {
-    let rows = sqlx::query(
+pub(super) async fn object_counts(pool: &PgPool) -> Result<Vec<ObjectCounts>, StoreError> {
+    let rows: Vec<ObjectCountsRow> = sqlx::query_as(
         "WITH stages AS ( \
              SELECT object, \
                     count(*) FILTER (WHERE deleted_at IS NULL AND destroyed_at IS NULL) AS live, \
@@ -338,42 +306,5 @@ pub(crate) async fn object_counts(pool: &PgPool) -> Result<Vec<ObjectCounts>, St
     .fetch_all(pool)
     .await
     .context("counting rows per object")?;
-    rows.iter()
-        .map(|row| {
-            Ok(ObjectCounts {
-                object: row.try_get("object").context("reading object")?,
-                live: row.try_get("live").context("reading live")?,
-                soft_deleted: row.try_get("soft_deleted").context("reading soft_deleted")?,
-                destroyed: row.try_get("destroyed").context("reading destroyed")?,
-                last_webhook_at: row.try_get("last_webhook_at").context("reading last_webhook_at")?,
-            })
-        })
-        .collect()
-}
-
-/// A session-level advisory lock on a connection of its own: it lasts as long as the connection,
-/// so a reconciler that dies releases it with its session.
-pub(crate) async fn try_advisory_lock(pool: &PgPool) -> Result<Option<ReconcilerLock>, StoreError> {
-    let mut connection = pool.acquire().await.context("acquiring a connection for the reconciler lock")?;
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(RECONCILER_LOCK_KEY)
-        .fetch_one(&mut *connection)
-        .await
-        .context("taking the reconciler lock")?;
-    Ok(locked.then(|| ReconcilerLock(LockKind::Postgres(Some(connection)))))
-}
-
-pub(crate) async fn release_advisory_lock(
-    mut connection: sqlx::pool::PoolConnection<sqlx::Postgres>,
-) -> Result<(), StoreError> {
-    let released = sqlx::query_scalar::<_, bool>("SELECT pg_advisory_unlock($1)")
-        .bind(RECONCILER_LOCK_KEY)
-        .fetch_one(&mut *connection)
-        .await;
-    if released.is_err() {
-        // The session may be gone, and the lock with it; never return a connection that might still
-        // hold the lock to the pool.
-        drop(connection.detach());
-    }
-    released.map(drop).context("releasing the reconciler lock")
+    Ok(rows.into_iter().map(ObjectCounts::from).collect())
 }

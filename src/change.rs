@@ -1,4 +1,6 @@
-//! A change to one row of the mirror, as the webhook path and the reconciler both produce it.
+//! A change to one record of the mirror, as the webhook path and the reconciler both produce it: the
+//! ground that `twenty` (which parses deliveries into changes) and `mirror` (which applies them) both
+//! stand on. It imports neither.
 
 use chrono::{DateTime, Datelike, SecondsFormat, Utc};
 use serde_json::Value;

@@ -1,0 +1,111 @@
+//! The one interface both backends implement. `Store` holds one as `dyn Backend`, so a method
+//! that one backend forgets is a compile error, not a missing match arm.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::migrate::Migrator;
+use sqlx::{PgPool, SqlitePool};
+
+use super::error::StoreError;
+use super::model::{
+    Counts, DeliveryBatch, Mode, ObjectCounts, ObjectRow, PageWrite, ReconcilerLock, RunRow, RunStatus,
+    StoredEvent, StoredRecord, SyncState, Trigger,
+};
+use super::rule::ApplyOutcome;
+use crate::change::Change;
+
+/// How long a request may wait for a database connection before the service answers 503. Twenty
+/// gives up on a delivery after 5 s; answering well inside that lets it log a clear failure.
+pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// The pool beneath a store, for tests and tools that need SQL of their own.
+#[derive(Debug, Clone, Copy)]
+pub enum Pool<'a> {
+    Sqlite(&'a SqlitePool),
+    Postgres(&'a PgPool),
+}
+
+/// `async_trait` because `Store` needs the trait as an object, which native `async fn` in traits
+/// cannot be: it boxes each call's future, one allocation a call, never one a row.
+#[async_trait]
+pub(crate) trait Backend: std::fmt::Debug + Send + Sync {
+    fn name(&self) -> &'static str;
+    fn pool(&self) -> Pool<'_>;
+    /// How many group-commit transactions may be in flight at once.
+    fn commit_slots(&self) -> usize;
+    /// How many reconciler pages are applied at once.
+    fn pages_in_flight(&self) -> usize;
+
+    fn migrator(&self) -> &'static Migrator;
+    async fn migrate(&self) -> Result<(), StoreError>;
+    async fn applied_migrations(&self) -> Result<Vec<i64>, StoreError>;
+    async fn close(&self);
+
+    // The mirror and the event log (`records.rs`).
+    async fn record_deliveries(&self, batch: &mut DeliveryBatch<'_>) -> Result<(), StoreError>;
+    async fn apply(&self, changes: &[&Change]) -> Result<Vec<ApplyOutcome>, StoreError>;
+    async fn prune_events(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
+    async fn fetch_record(&self, object: &str, id: &str) -> Result<Option<StoredRecord>, StoreError>;
+    async fn events_since(
+        &self,
+        since: DateTime<Utc>,
+        object: Option<&str>,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+    async fn recent_events(&self, limit: i64) -> Result<Vec<StoredEvent>, StoreError>;
+
+    // The reconciler's bookkeeping (`runs.rs`).
+    async fn save_objects(&self, objects: &[ObjectRow], at: DateTime<Utc>) -> Result<(), StoreError>;
+    async fn objects(&self) -> Result<Vec<ObjectRow>, StoreError>;
+    async fn sync_states(&self) -> Result<Vec<SyncState>, StoreError>;
+    async fn apply_page(&self, page: &PageWrite<'_>) -> Result<Vec<ApplyOutcome>, StoreError>;
+    async fn finish_pass(
+        &self,
+        object: &str,
+        mode: Mode,
+        run_id: i64,
+        counts: Counts,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    async fn count_present(&self, object: &str) -> Result<i64, StoreError>;
+    async fn destroy_candidates(
+        &self,
+        object: &str,
+        written_before: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError>;
+    async fn mark_destroyed(
+        &self,
+        object: &str,
+        ids: &[String],
+        destroyed_at: DateTime<Utc>,
+        written_before: DateTime<Utc>,
+        run_id: i64,
+    ) -> Result<u64, StoreError>;
+    async fn create_run(
+        &self,
+        trigger: Trigger,
+        mode: Mode,
+        objects: &[String],
+        started_at: DateTime<Utc>,
+    ) -> Result<i64, StoreError>;
+    async fn set_run_objects(&self, run_id: i64, objects: &[String]) -> Result<(), StoreError>;
+    async fn finish_run(
+        &self,
+        run_id: i64,
+        status: RunStatus,
+        error: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    async fn fail_abandoned_runs(&self, at: DateTime<Utc>) -> Result<u64, StoreError>;
+    async fn running_run(&self) -> Result<Option<i64>, StoreError>;
+    /// Runs, newest first: the one run `id`, or the latest `limit`.
+    async fn runs(&self, id: Option<i64>, limit: i64) -> Result<Vec<RunRow>, StoreError>;
+    async fn object_counts(&self) -> Result<Vec<ObjectCounts>, StoreError>;
+
+    // The single-runner lock (`lease.rs`, `lock.rs`).
+    async fn try_lock_reconciler(&self) -> Result<Option<ReconcilerLock>, StoreError>;
+    async fn unlock_reconciler(&self, lock: ReconcilerLock) -> Result<(), StoreError>;
+}
