@@ -1,5 +1,5 @@
-//! Twenty's language: how its webhooks are signed and what they carry, and the REST client that reads
-//! its records.
+//! Twenty's language: how its webhooks are signed and what they carry, and the REST client (records,
+//! metadata, webhook subscriptions) with the pacer that keeps it under Twenty's rate limits.
 
 pub mod client;
 pub mod pacer;

@@ -11,6 +11,18 @@
 //! lock. Reservations are handed out in the order callers arrive, so concurrent callers are served
 //! first come, first served and never race for the same token. A caller dropped while it sleeps gives
 //! up its slot unused, which only makes the pacer more careful.
+//!
+//! Our own GCRA rather than the `governor` crate's, because Twenty's budget needs what a governor
+//! limiter cannot do:
+//! - Several limits at once (100 a minute and 100 a second), one instant reserved in every bucket
+//!   under one lock. Two limiters awaited in turn take the first one's token before the second has
+//!   one, so the first counts the request earlier than it is sent and may let the next one through
+//!   before the server's window allows it.
+//! - The buckets are state we set: emptied after a 429 so that our count re-syncs with the server's
+//!   ([`Pacer::drain`]), and, next, set from `Retry-After` and `X-RateLimit-*`; a governor limiter's
+//!   state cannot be set from outside.
+//! - First come, first served: governor's waiters each sleep and then race for the token again.
+//! - Tokio's clock, so that the tests below run on paused time; governor sleeps on its own timer.
 
 use std::fmt;
 use std::str::FromStr;

@@ -52,6 +52,13 @@ pub enum Fault {
     LimitReached400,
     /// The correct answer, but only after this delay.
     Delay(Duration),
+    /// HTTP 200 with this body instead of the data, as a proxy, a login page or another server at
+    /// the configured address might answer.
+    Body(String),
+    /// This HTTP status in Twenty's JSON error shape, its message quoting the request's
+    /// `Authorization` header and body, as a careless server might: what the client reports must
+    /// not repeat the API key or a subscription's secret.
+    Quoting(u16),
 }
 
 /// A transaction started by [`FakeTwenty::begin`]: what it commits gets its start time as `updatedAt`.
@@ -144,6 +151,12 @@ impl FakeTwenty {
     /// Switches the shape of `GET /rest/metadata/objects`.
     pub fn set_metadata_shape(&self, shape: MetadataShape) {
         self.lock().metadata_shape = shape;
+    }
+
+    /// `GET /rest/metadata/objects` answers at most `size` objects a page, following
+    /// `starting_after` (the `endCursor` of the previous page); `None`: every object in one page.
+    pub fn set_metadata_page_size(&self, size: Option<usize>) {
+        self.lock().metadata_page_size = size;
     }
 
     /// Adds an active, non-system object with the standard fields plus `name` (TEXT).
@@ -275,6 +288,20 @@ impl FakeTwenty {
         self.lock().legacy_webhooks_path = legacy;
     }
 
+    /// With the paged list shape, at most `size` subscriptions a page, following `starting_after`
+    /// (the `endCursor` of the previous page); `None`: the whole list in one page.
+    pub fn set_webhook_list_page_size(&self, size: Option<usize>) {
+        self.lock().webhook_list_page_size = size;
+    }
+
+    /// Answers the next `times` requests to the subscription API (any method) with `fault`, queued
+    /// after earlier injections there. Independent of [`FakeTwenty::inject`].
+    pub fn inject_webhooks(&self, fault: Fault, times: usize) {
+        if times > 0 {
+            self.lock().webhook_faults.push_back((fault, times));
+        }
+    }
+
     /// The current subscriptions, in creation order.
     pub fn webhooks(&self) -> Vec<Value> {
         self.lock().webhooks.clone()
@@ -381,8 +408,11 @@ struct State {
     id_counter: u64,
     replica_lag: Duration,
     metadata_shape: MetadataShape,
+    metadata_page_size: Option<usize>,
     webhooks: Vec<Value>,
     webhook_list_paged: bool,
+    webhook_list_page_size: Option<usize>,
+    webhook_faults: VecDeque<(Fault, usize)>,
     legacy_webhooks_path: bool,
     buckets: Vec<Bucket>,
     limit_reached_as_400: bool,
@@ -420,8 +450,11 @@ impl State {
             id_counter: 0,
             replica_lag: Duration::ZERO,
             metadata_shape: MetadataShape::Nested,
+            metadata_page_size: None,
             webhooks: Vec::new(),
             webhook_list_paged: false,
+            webhook_list_page_size: None,
+            webhook_faults: VecDeque::new(),
             legacy_webhooks_path: false,
             buckets: Vec::new(),
             limit_reached_as_400: false,
@@ -535,14 +568,24 @@ impl State {
         if let Some(fault) = &self.fail_always {
             return Some(fault.clone());
         }
-        let (fault, remaining) = self.faults.front_mut()?;
-        let fault = fault.clone();
-        *remaining -= 1;
-        if *remaining == 0 {
-            self.faults.pop_front();
-        }
-        Some(fault)
+        pop_fault(&mut self.faults)
     }
+
+    /// The next fault injected for the subscription API.
+    fn take_webhook_fault(&mut self) -> Option<Fault> {
+        pop_fault(&mut self.webhook_faults)
+    }
+}
+
+/// The next fault of an injection queue, counting it down.
+fn pop_fault(queue: &mut VecDeque<(Fault, usize)>) -> Option<Fault> {
+    let (fault, remaining) = queue.front_mut()?;
+    let fault = fault.clone();
+    *remaining -= 1;
+    if *remaining == 0 {
+        queue.pop_front();
+    }
+    Some(fault)
 }
 
 fn merge(record: &mut Map<String, Value>, fields: Value) {
@@ -881,18 +924,25 @@ async fn route(req: &HttpRequest, body: &[u8], shared: &Shared) -> HttpResponse 
             _ => Route::NotFound,
         };
         let reads_records = matches!(route, Route::List(_) | Route::Get(..)) && req.method() == "GET";
-        let fault = if reads_records { state.take_fault() } else { None };
+        let fault = if reads_records {
+            state.take_fault()
+        } else if matches!(route, Route::Webhooks(_)) {
+            state.take_webhook_fault()
+        } else {
+            None
+        };
         (route, fault)
     };
     match fault {
         Some(Fault::Delay(delay)) => actix_web::rt::time::sleep(delay).await,
+        Some(Fault::Quoting(status)) => return quoting(status, req, body),
         Some(fault) => return fault_response(&fault),
         None => {}
     }
     let method = req.method().as_str();
     match route {
-        Route::Objects if method == "GET" => objects(&lock(shared)),
-        Route::Webhooks(id) => webhooks(&mut lock(shared), method, id.as_deref(), body),
+        Route::Objects if method == "GET" => objects(&lock(shared), req.query_string()),
+        Route::Webhooks(id) => webhooks(&mut lock(shared), method, id.as_deref(), body, req.query_string()),
         Route::List(plural) if method == "GET" => list(shared, &plural, req.query_string()),
         Route::Get(plural, id) if method == "GET" => get_one(&lock(shared), &plural, &id),
         Route::List(_) | Route::Get(..) => {
@@ -944,19 +994,55 @@ fn fault_response(fault: &Fault) -> HttpResponse {
                 .unwrap_or("Injected fault");
             error(status, name, message)
         }
+        Fault::Body(body) => HttpResponse::Ok().content_type("application/json").body(body.clone()),
         Fault::Delay(_) => unreachable!("a delay is not an answer"),
+        Fault::Quoting(_) => unreachable!("answered by `quoting`, which sees the request"),
     }
 }
 
-fn objects(state: &State) -> HttpResponse {
-    let objects: Vec<Value> = state.objects.iter().map(ObjectMeta::to_json).collect();
-    let page_info = json!({
-        "hasNextPage": false,
-        "hasPreviousPage": false,
-        "startCursor": state.objects.first().map(|o| hex::encode(&o.id)),
-        "endCursor": state.objects.last().map(|o| hex::encode(&o.id)),
+/// The answer of [`Fault::Quoting`].
+fn quoting(status: u16, req: &HttpRequest, body: &[u8]) -> HttpResponse {
+    let authorization = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let message = format!("cannot accept {authorization} with {} for now", String::from_utf8_lossy(body));
+    error(status, "HttpException", message)
+}
+
+/// The slice of a list of `len` items that a page of at most `size` after `starting_after` holds;
+/// `position` finds the item a cursor names. `Err` is the 400 message of an unknown cursor.
+fn page_range(
+    len: usize,
+    size: Option<usize>,
+    query: &str,
+    position: impl Fn(&str) -> Option<usize>,
+) -> Result<std::ops::Range<usize>, String> {
+    let Some(size) = size else { return Ok(0..len) };
+    let params = web::Query::<Vec<(String, String)>>::from_query(query)
+        .map_err(|e| format!("invalid query string: {e}"))?
+        .into_inner();
+    let start = match params.iter().rev().find(|(k, _)| k == "starting_after") {
+        Some((_, cursor)) => position(cursor).ok_or_else(|| format!("invalid cursor {cursor:?}"))? + 1,
+        None => 0,
+    };
+    Ok(start..(start + size).min(len))
+}
+
+fn objects(state: &State, query: &str) -> HttpResponse {
+    let total = state.objects.len();
+    let range = page_range(total, state.metadata_page_size, query, |cursor| {
+        state.objects.iter().position(|o| hex::encode(&o.id) == cursor)
     });
-    let total = objects.len();
+    let range = match range {
+        Ok(range) => range,
+        Err(message) => return bad_request(message),
+    };
+    let page = &state.objects[range.clone()];
+    let objects: Vec<Value> = page.iter().map(ObjectMeta::to_json).collect();
+    let page_info = json!({
+        "hasNextPage": range.end < total,
+        "hasPreviousPage": range.start > 0,
+        "startCursor": page.first().map(|o| hex::encode(&o.id)),
+        "endCursor": page.last().map(|o| hex::encode(&o.id)),
+    });
     let data = match state.metadata_shape {
         MetadataShape::Nested => json!({"objects": objects}),
         MetadataShape::Flat => Value::Array(objects),
@@ -981,20 +1067,28 @@ fn object_not_found(plural: &str) -> HttpResponse {
 
 // ----- webhook subscriptions -----
 
-fn webhooks(state: &mut State, method: &str, id: Option<&str>, body: &[u8]) -> HttpResponse {
+fn webhooks(state: &mut State, method: &str, id: Option<&str>, body: &[u8], query: &str) -> HttpResponse {
     let position = |state: &State, id: &str| state.webhooks.iter().position(|w| w["id"] == id);
     match (method, id) {
         ("GET", None) => {
             let list = state.webhooks.clone();
             if state.webhook_list_paged {
-                let cursor = |w: Option<&Value>| w.map(|w| hex::encode(w["id"].as_str().unwrap_or_default()));
+                let cursor_of = |w: &Value| hex::encode(w["id"].as_str().unwrap_or_default());
+                let range = page_range(list.len(), state.webhook_list_page_size, query, |cursor| {
+                    list.iter().position(|w| cursor_of(w) == cursor)
+                });
+                let range = match range {
+                    Ok(range) => range,
+                    Err(message) => return bad_request(message),
+                };
+                let page = &list[range.clone()];
                 HttpResponse::Ok().json(json!({
-                    "data": list,
+                    "data": page,
                     "pageInfo": {
-                        "hasNextPage": false,
-                        "hasPreviousPage": false,
-                        "startCursor": cursor(list.first()),
-                        "endCursor": cursor(list.last()),
+                        "hasNextPage": range.end < list.len(),
+                        "hasPreviousPage": range.start > 0,
+                        "startCursor": page.first().map(cursor_of),
+                        "endCursor": page.last().map(cursor_of),
                     },
                     "totalCount": list.len(),
                 }))
