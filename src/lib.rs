@@ -5,12 +5,14 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod mirror;
 pub mod replay;
+pub mod shutdown;
 pub mod subscription;
 pub mod sync;
 pub mod telemetry;
