@@ -14,7 +14,7 @@ use tokio_util::task::TaskTracker;
 use tracing_actix_web::TracingLogger;
 
 use crate::clock::Clock;
-use crate::config::{ReconcileSettings, Settings, TwentyApiSettings};
+use crate::config::{DatabaseUrl, ReconcileSettings, Settings, TwentyApiSettings};
 use crate::http::admin::AdminToken;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
@@ -52,8 +52,7 @@ impl Application {
     }
 
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
-        let store = Store::connect(settings.database_url.expose()).await.context("opening the database")?;
-        store.migrate().await.context("applying migrations")?;
+        let store = open_store(&settings.database_url).await?;
 
         let webhook = &settings.webhook;
         if webhook.secrets.is_empty() && !webhook.allow_unsigned {
@@ -121,7 +120,7 @@ impl Application {
         if let (Some(public_url), Some(reconciler)) = (&settings.public_url, &reconciler) {
             background.spawn(crate::subscription::check_at_start(
                 reconciler.client().clone(),
-                public_url.clone(),
+                public_url.webhook_url(),
                 webhook.secrets.clone(),
                 shutdown.clone(),
             ));
@@ -151,7 +150,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Application { server, shutdown, writer_stop, writer_task, background, store, .. } = self;
         let handle = server.handle();
-        let signals = tokio::spawn(stop_on_signal(shutdown.clone()));
+        let signals = tokio::spawn(crate::shutdown::cancel_on_signal(shutdown.clone()));
         let stopper = tokio::spawn({
             let shutdown = shutdown.clone();
             async move {
@@ -168,13 +167,31 @@ impl Application {
         background.wait().await;
         // Every request has been answered; now the writer may stop.
         writer_stop.cancel();
-        for task in [writer_task, stopper, signals] {
+        for task in [writer_task, stopper] {
             task.await.context("joining a background task")?;
         }
+        signals.await.context("joining the signal listener")?;
         store.close().await;
         tracing::info!("stopped");
         served
     }
+}
+
+/// Opens the database and applies its migrations: every command that touches the mirror starts here.
+pub async fn open_store(database_url: &DatabaseUrl) -> anyhow::Result<Store> {
+    let store = Store::connect(database_url.expose()).await.context("opening the database")?;
+    store.migrate().await.context("applying migrations")?;
+    Ok(store)
+}
+
+/// The client of Twenty's API for every command that talks to it: the one place that turns the
+/// settings into a client.
+pub fn twenty_client(api: &TwentyApiSettings) -> anyhow::Result<TwentyClient> {
+    TwentyClient::new(ClientSettings {
+        rate_limits: api.rate_limits.clone(),
+        ..ClientSettings::new(api.base_url.clone(), api.api_key.clone())
+    })
+    .context("building the Twenty client")
 }
 
 /// The reconciler of `serve` and of the `reconcile` command.
@@ -184,37 +201,12 @@ pub fn build_reconciler(
     reconcile: &ReconcileSettings,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Reconciler> {
-    let client = TwentyClient::new(ClientSettings {
-        rate_limits: api.rate_limits.clone(),
-        ..ClientSettings::new(api.base_url.clone(), api.api_key.clone())
-    })
-    .context("building the Twenty client")?;
     let settings = ReconcilerSettings {
         overlap: reconcile.overlap,
         max_destroy_share: reconcile.max_destroy_share,
         allowlist: reconcile.objects.clone(),
     };
-    Ok(Reconciler::new(store.clone(), client, settings, shutdown))
-}
-
-async fn stop_on_signal(shutdown: CancellationToken) {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        _ = terminate => tracing::info!("received SIGTERM"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("received SIGINT"),
-        _ = shutdown.cancelled() => {}
-    }
-    shutdown.cancel();
+    Ok(Reconciler::new(store.clone(), twenty_client(api)?, settings, shutdown))
 }
 
 async fn prune_events(store: Store, retention: Duration, shutdown: CancellationToken) {

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use secrecy::SecretString;
+use url::Url;
 
 use crate::twenty::pacer::{RateLimit, parse_rate_limits};
 
@@ -27,9 +28,9 @@ pub struct Settings {
     pub reconcile: ReconcileSettings,
     /// Bearer token for `/admin/*`; those routes answer 403 without it.
     pub admin_token: Option<SecretString>,
-    /// `PUBLIC_URL`: the service's public base URL (or its full webhook URL), for checking the
-    /// webhook subscription in Twenty at start; see `subscription::webhook_url`.
-    pub public_url: Option<String>,
+    /// `PUBLIC_URL`: where Twenty reaches the service, for checking the webhook subscription in
+    /// Twenty at start.
+    pub public_url: Option<PublicUrl>,
 }
 
 #[derive(Debug, Clone)]
@@ -87,6 +88,50 @@ impl DatabaseUrl {
 
     pub fn expose(&self) -> &str {
         secrecy::ExposeSecret::expose_secret(&self.0)
+    }
+}
+
+/// The service's webhook route, appended to a public URL without a path.
+pub const WEBHOOK_PATH: &str = "/webhooks/twenty";
+
+/// The service's public base URL (`https://mirror.example.com`) or its full webhook URL, for a proxy
+/// that routes another path to the service: `PUBLIC_URL`, and the `--url` of the `webhook` commands.
+/// Only `http(s)://host…` without a user, a password or a fragment is accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl(Url);
+
+#[derive(Debug, thiserror::Error)]
+#[error("{given:?} {reason}")]
+pub struct InvalidPublicUrl {
+    given: String,
+    reason: String,
+}
+
+impl PublicUrl {
+    pub fn parse(given: &str) -> Result<Self, InvalidPublicUrl> {
+        let given = given.trim();
+        let invalid = |reason: String| InvalidPublicUrl { given: given.to_owned(), reason };
+        let url = Url::parse(given).map_err(|e| invalid(format!("is not a URL ({e})")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+            return Err(invalid("must be https://HOST… (or http://)".to_owned()));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(invalid("must not carry a user name or password".to_owned()));
+        }
+        if url.fragment().is_some() {
+            return Err(invalid("must not have a fragment".to_owned()));
+        }
+        Ok(PublicUrl(url))
+    }
+
+    /// Where Twenty sends deliveries: a base URL (its path empty or `/`) gets [`WEBHOOK_PATH`]
+    /// appended, any other path is kept; a trailing slash is dropped.
+    pub fn webhook_url(&self) -> String {
+        let mut url = self.0.clone();
+        if url.path() == "/" || url.path().is_empty() {
+            url.set_path(WEBHOOK_PATH);
+        }
+        url.as_str().trim_end_matches('/').to_owned()
     }
 }
 
@@ -209,12 +254,9 @@ impl Settings {
                 .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()),
         };
 
-        let public_url = get("PUBLIC_URL");
-        if let Some(url) = &public_url {
-            crate::subscription::webhook_url(url).map_err(|e| {
-                ConfigError::new("PUBLIC_URL", format!("{e}; expected the service's base URL, https://HOST"))
-            })?;
-        }
+        let public_url = get("PUBLIC_URL").map(|url| PublicUrl::parse(&url)).transpose().map_err(|e| {
+            ConfigError::new("PUBLIC_URL", format!("{e}; expected the service's base URL, https://HOST"))
+        })?;
 
         Ok(Settings {
             database_url: DatabaseUrl::new(database_url),
@@ -428,11 +470,31 @@ mod tests {
     fn public_url_is_optional_and_must_be_http() {
         assert_eq!(settings(&[]).unwrap().public_url, None);
         let s = settings(&[("PUBLIC_URL", " https://mirror.example.com ")]).unwrap();
-        assert_eq!(s.public_url.as_deref(), Some("https://mirror.example.com"));
-        for bad in ["mirror.example.com", "ftp://mirror.example.com", "https://"] {
+        let url = s.public_url.expect("a public URL");
+        assert_eq!(url.webhook_url(), "https://mirror.example.com/webhooks/twenty");
+        for bad in
+            ["mirror.example.com", "ftp://mirror.example.com", "https://", "https://u:p@x/", "https://x/#f"]
+        {
             let err = settings(&[("PUBLIC_URL", bad)]).expect_err(bad);
             assert_eq!(err.variable, "PUBLIC_URL");
             assert!(err.to_string().contains("PUBLIC_URL"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_base_url_gets_the_webhook_path() {
+        for (given, expected) in [
+            ("https://mirror.example.com", "https://mirror.example.com/webhooks/twenty"),
+            ("https://mirror.example.com/", "https://mirror.example.com/webhooks/twenty"),
+            (" https://Mirror.Example.com:443 ", "https://mirror.example.com/webhooks/twenty"),
+            ("https://mirror.example.com/webhooks/twenty/", "https://mirror.example.com/webhooks/twenty"),
+            ("http://10.0.0.2:8080/hooks/crm", "http://10.0.0.2:8080/hooks/crm"),
+        ] {
+            assert_eq!(PublicUrl::parse(given).unwrap().webhook_url(), expected, "{given}");
+        }
+        for bad in ["mirror.example.com", "ftp://x/y", "https://u:p@x/", "https://x/#f", "", "https://"] {
+            let error = PublicUrl::parse(bad).expect_err(bad);
+            assert!(error.to_string().starts_with(&format!("{:?} ", bad.trim())), "{error}");
         }
     }
 

@@ -4,15 +4,16 @@
 //! Twenty's own types) → a [`change::Change`] → the apply rule (`mirror`) → outcome, committed by the
 //! group-commit writer before the answer. `change` is the ground that `twenty` and `mirror` both
 //! stand on; neither of those two imports the other.
-#![forbid(unsafe_code)]
 
 pub mod app;
 pub mod change;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod mirror;
+pub mod shutdown;
 pub mod subscription;
 pub mod sync;
 pub mod telemetry;

@@ -2,16 +2,16 @@
 //! one that already points here, and [`check`] verifies it (the `webhook` commands, and `serve` at
 //! start when `PUBLIC_URL` is set).
 //!
-//! The URL is the service's webhook URL, `https://mirror.example.com/webhooks/twenty`. A base URL,
-//! one whose path is empty or `/` (`https://mirror.example.com`), gets [`WEBHOOK_PATH`] appended; any
-//! other path is kept as given, for a proxy that routes another path to the service.
+//! The URL is the service's webhook URL, `https://mirror.example.com/webhooks/twenty`, or its base
+//! URL, which gets the webhook path appended: [`PublicUrl`] says how.
 
 use std::fmt;
 
-use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
+use url::Url;
 
+use crate::config::{InvalidPublicUrl, PublicUrl};
 use crate::twenty::client::{ClientError, Subscription, SubscriptionFields, TwentyClient};
 
 /// The record events the mirror needs: every change Twenty can make to a record.
@@ -19,9 +19,6 @@ pub const OPERATIONS: [&str; 5] = ["*.created", "*.updated", "*.deleted", "*.res
 
 /// The description of a subscription that `register` makes, as Twenty's settings page shows it.
 pub const DESCRIPTION: &str = "twenty-mirror";
-
-/// The service's webhook route, appended to a base URL.
-pub const WEBHOOK_PATH: &str = "/webhooks/twenty";
 
 /// Random bytes in a generated secret: 256 bits, as much as the HMAC-SHA256 key can use.
 const SECRET_BYTES: usize = 32;
@@ -32,7 +29,7 @@ const MAX_OTHERS_SHOWN: usize = 5;
 #[derive(Debug, thiserror::Error)]
 pub enum SubscriptionError {
     #[error("the webhook URL {0}")]
-    InvalidUrl(String),
+    InvalidUrl(InvalidPublicUrl),
     #[error("the secret {0}")]
     InvalidSecret(&'static str),
     #[error("cannot generate a secret: the operating system's random number generator failed ({0})")]
@@ -54,26 +51,9 @@ fn retry_advice(error: &ClientError) -> &'static str {
     }
 }
 
-/// The webhook URL for `given`: a base URL gets [`WEBHOOK_PATH`] appended, a trailing slash is
-/// dropped, anything else is kept. Only `http(s)://host…` without a user, a password or a fragment
-/// is accepted.
-pub fn webhook_url(given: &str) -> Result<String, SubscriptionError> {
-    let given = given.trim();
-    let invalid = |why: &str| SubscriptionError::InvalidUrl(format!("{given:?} {why}"));
-    let mut url = Url::parse(given).map_err(|e| invalid(&format!("is not a URL ({e})")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
-        return Err(invalid("must be https://HOST… (or http://)"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid("must not carry a user name or password"));
-    }
-    if url.fragment().is_some() {
-        return Err(invalid("must not have a fragment"));
-    }
-    if url.path() == "/" || url.path().is_empty() {
-        url.set_path(WEBHOOK_PATH);
-    }
-    Ok(url.as_str().trim_end_matches('/').to_owned())
+/// The webhook URL for `given`, a public URL as [`PublicUrl`] reads it.
+fn target_url(given: &str) -> Result<String, SubscriptionError> {
+    PublicUrl::parse(given).map(|url| url.webhook_url()).map_err(SubscriptionError::InvalidUrl)
 }
 
 /// Whether a subscription's `targetUrl` is `url`: compared as URLs (host case, default port) after
@@ -189,7 +169,7 @@ pub async fn register(
     url: &str,
     secret: Option<SecretString>,
 ) -> Result<Registered, SubscriptionError> {
-    let target_url = webhook_url(url)?;
+    let target_url = target_url(url)?;
     let (secret, generated_secret) = match secret {
         Some(secret) => {
             validate_secret(&secret)?;
@@ -230,10 +210,13 @@ pub async fn register(
     Ok(Registered { action, subscription, target_url, secret, generated_secret, duplicates })
 }
 
+/// An event of [`OPERATIONS`] that a subscription sends only for the objects named.
+pub type ScopedOperation = (&'static str, Vec<String>);
+
 /// What [`check`] found.
 #[derive(Debug, Clone)]
 pub struct CheckReport {
-    /// The URL checked, after [`webhook_url`].
+    /// The webhook URL checked.
     pub target_url: String,
     /// The (first) subscription that points at the URL.
     pub subscription: Option<Subscription>,
@@ -246,7 +229,7 @@ pub struct CheckReport {
     /// Events of [`OPERATIONS`] that none of the subscription's operations sends.
     pub missing_operations: Vec<&'static str>,
     /// Events sent only for some objects (`person.*`, `person.created`), with those objects.
-    pub scoped_operations: Vec<(&'static str, Vec<String>)>,
+    pub scoped_operations: Vec<ScopedOperation>,
     /// Whether the subscription's secret is one of the service's; `None` when not compared.
     pub secret_matches: Option<bool>,
 }
@@ -349,8 +332,7 @@ impl fmt::Display for CheckReport {
 /// Which of [`OPERATIONS`] `operations` sends: `*.*` and `*.<action>` send an event for every
 /// object, `<object>.*` and `<object>.<action>` only for that object. Returns the events sent for
 /// no object, and those sent for some objects only.
-#[allow(clippy::type_complexity)]
-fn coverage(operations: &[String]) -> (Vec<&'static str>, Vec<(&'static str, Vec<String>)>) {
+fn coverage(operations: &[String]) -> (Vec<&'static str>, Vec<ScopedOperation>) {
     let mut missing = Vec::new();
     let mut scoped = Vec::new();
     for event in OPERATIONS {
@@ -382,7 +364,7 @@ fn coverage(operations: &[String]) -> (Vec<&'static str>, Vec<(&'static str, Vec
 
 /// Finds the subscription that points at `url` and reports what is wrong with it.
 pub async fn check(client: &TwentyClient, url: &str) -> Result<CheckReport, SubscriptionError> {
-    let target_url = webhook_url(url)?;
+    let target_url = target_url(url)?;
     let subscriptions = client.subscriptions().await.map_err(SubscriptionError::List)?;
     let (matching, others): (Vec<Subscription>, Vec<Subscription>) =
         subscriptions.into_iter().partition(|s| same_target(&s.target_url, &target_url));
@@ -469,19 +451,14 @@ mod tests {
     }
 
     #[test]
-    fn a_base_url_gets_the_webhook_path() {
-        for (given, expected) in [
-            ("https://mirror.example.com", "https://mirror.example.com/webhooks/twenty"),
-            ("https://mirror.example.com/", "https://mirror.example.com/webhooks/twenty"),
-            (" https://Mirror.Example.com:443 ", "https://mirror.example.com/webhooks/twenty"),
-            ("https://mirror.example.com/webhooks/twenty/", "https://mirror.example.com/webhooks/twenty"),
-            ("http://10.0.0.2:8080/hooks/crm", "http://10.0.0.2:8080/hooks/crm"),
-        ] {
-            assert_eq!(webhook_url(given).unwrap(), expected, "{given}");
-        }
-        for bad in ["mirror.example.com", "ftp://x/y", "https://u:p@x/", "https://x/#f", "", "https://"] {
-            let error = webhook_url(bad).expect_err(bad);
-            assert!(error.to_string().contains("webhook URL"), "{error}");
+    fn a_base_url_gets_the_webhook_path_and_a_bad_one_names_the_webhook_url() {
+        assert_eq!(
+            target_url("https://mirror.example.com").unwrap(),
+            "https://mirror.example.com/webhooks/twenty"
+        );
+        for bad in ["mirror.example.com", "https://u:p@x/", ""] {
+            let error = target_url(bad).expect_err(bad);
+            assert!(error.to_string().starts_with("the webhook URL "), "{error}");
         }
     }
 

@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, web};
 use chrono::Utc;
 
 use super::AppState;
-use crate::metrics::Snapshot;
+use crate::metrics::{CONTENT_TYPE, Snapshot};
 
 /// A scrape that waits longer than this for the database reports it down rather than hanging.
 const DATABASE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -30,7 +30,12 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         Ok(Err(error)) => tracing::warn!(%error, "metrics: the database did not answer"),
         Err(_) => tracing::warn!("metrics: the database did not answer in time"),
     }
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render(&snapshot))
+    match state.metrics.render(snapshot) {
+        Ok(text) => HttpResponse::Ok().content_type(CONTENT_TYPE).body(text),
+        // Writing into a string fails only if a metric cannot be encoded: a bug, said in the log.
+        Err(error) => {
+            tracing::error!(%error, "metrics: encoding the exposition failed");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
 }
