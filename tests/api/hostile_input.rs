@@ -6,8 +6,6 @@
 //! `FUZZ_CASES` to change), and a smaller one that posts arbitrary signed bodies to the running app
 //! (64 cases, `FUZZ_HTTP_CASES`). Both take a few seconds in a debug build.
 
-mod support;
-
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -18,13 +16,14 @@ use proptest::test_runner::{Config, TestRunner};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use support::{Options, SECRET, TestApp, delivery, outcome};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use twenty_mirror::mirror::Disposition;
 use twenty_mirror::twenty::signature::{
     Refusal, SIGNATURE_HEADER, SignatureHeaders, SignaturePolicy, TIMESTAMP_HEADER, Verified, sign, verify,
 };
 use twenty_mirror::twenty::webhook::parse_delivery;
+
+use crate::helpers::{Options, SECRET, TestApp, delivery, outcome};
 
 /// The record every hostile body names; it must never reach the mirror.
 const TARGET: &str = "0b8e1c52-2f7a-4d7c-9d8e-51a1f0c2b3d4";
