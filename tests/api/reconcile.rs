@@ -11,7 +11,7 @@ use twenty_mirror::sync::reconciler::{ReconcileError, RunOutcome, RunRequest};
 use twenty_mirror::twenty::webhook::parse_delivery;
 
 use crate::helpers::fake_twenty::{FakeTwenty, Fault, MetadataShape, webhook_body};
-use crate::helpers::{assert_mirror_matches, fresh_store, reconciler};
+use crate::helpers::{assert_mirror_matches, eventually, fresh_store, reconciler, reconciler_with_shutdown};
 
 fn person(n: usize) -> Value {
     json!({
@@ -166,7 +166,7 @@ async fn a_run_stopped_between_pages_resumes_and_loses_nothing() {
     seed(&fake, 650, 0);
     let pages = Arc::new(AtomicUsize::new(0));
     let token = tokio_util::sync::CancellationToken::new();
-    let stopping = crate::helpers::reconciler_with_shutdown(&store, &fake, token.clone(), |_, s| {
+    let stopping = reconciler_with_shutdown(&store, &fake, token.clone(), |_, s| {
         s.allowlist = Some(vec!["person".into()]);
     });
     let counter = pages.clone();
@@ -465,10 +465,8 @@ async fn one_reconciler_at_a_time_and_an_overlapping_request_gets_the_running_ru
         tokio::spawn(
             async move { first.reconcile_once(RunRequest::new(Trigger::Schedule, Mode::Full)).await },
         );
-    let started = crate::helpers::eventually(Duration::from_secs(10), || async {
-        store.running_run().await.unwrap().is_some()
-    })
-    .await;
+    let started =
+        eventually(Duration::from_secs(10), || async { store.running_run().await.unwrap().is_some() }).await;
     assert!(started, "the first run started");
     match second.reconcile_once(RunRequest::new(Trigger::Operator, Mode::Delta)).await {
         Err(ReconcileError::AlreadyRunning(Some(id))) => {

@@ -33,13 +33,13 @@ pub struct TestApp {
     pub store: Store,
     pub client: reqwest::Client,
     pub shutdown: CancellationToken,
-    pub server: Option<JoinHandle<anyhow::Result<()>>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
     pub db: TestDb,
 }
 
 pub struct Options {
-    pub vars: HashMap<&'static str, String>,
-    pub clock: Clock,
+    vars: HashMap<&'static str, String>,
+    clock: Clock,
 }
 
 impl Default for Options {
