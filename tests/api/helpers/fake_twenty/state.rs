@@ -16,7 +16,7 @@ use super::{Fault, LoggedRequest, MetadataShape};
 /// The state the handlers share with the [`FakeTwenty`](super::FakeTwenty) that controls them.
 pub(super) type Shared = Mutex<State>;
 
-/// The state, even after a panic in another test's request left the mutex poisoned.
+/// The state, even after a panic while it was locked (a test misusing the fake) poisoned the mutex.
 pub(super) fn lock(shared: &Shared) -> MutexGuard<'_, State> {
     shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -25,7 +25,7 @@ pub(super) struct State {
     pub(super) objects: Vec<ObjectMeta>,
     pub(super) tables: HashMap<String, Table>,
     pub(super) last_ms: i64,
-    pub(super) id_counter: u64,
+    id_counter: u64,
     pub(super) replica_lag: Duration,
     pub(super) metadata_shape: MetadataShape,
     pub(super) webhooks: Vec<Value>,
