@@ -1,8 +1,6 @@
 //! The webhook subscription in Twenty: `register` creates or updates it, `check` verifies it, on the
 //! current and the older subscription API, from the library, the binary and `serve` at start.
 
-mod support;
-
 use std::io::Write;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -10,11 +8,13 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
-use support::fake_twenty::FakeTwenty;
-use support::{Options, TestApp, TestDb};
 use tokio_util::sync::CancellationToken;
 use twenty_mirror::subscription::{self, Action, OPERATIONS};
 use twenty_mirror::twenty::client::{ClientSettings, RetryPolicy, SubscriptionFields, TwentyClient};
+
+use crate::helpers::binary::twenty_mirror;
+use crate::helpers::fake_twenty::FakeTwenty;
+use crate::helpers::{Options, TestApp, TestDb, eventually};
 
 const URL: &str = "https://mirror.example.com/webhooks/twenty";
 
@@ -314,12 +314,10 @@ async fn errors_from_twenty_say_what_to_do() {
 
 // ----- the binary -----
 
-fn twenty_mirror(fake: &FakeTwenty, db: &TestDb) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_twenty-mirror"));
+/// The binary on `db`, talking to `fake`.
+fn twenty_mirror_on(fake: &FakeTwenty, db: &TestDb) -> Command {
+    let mut command = twenty_mirror();
     command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("LOG_FORMAT", "json")
         .env("DATABASE_URL", &db.url)
         .env("TWENTY_API_URL", fake.url())
         .env("TWENTY_API_KEY", FakeTwenty::API_KEY)
@@ -332,7 +330,7 @@ async fn the_webhook_commands_register_print_the_secret_and_check() {
     let fake = FakeTwenty::start().await;
     let db = TestDb::new().await;
 
-    let output = twenty_mirror(&fake, &db)
+    let output = twenty_mirror_on(&fake, &db)
         .args(["webhook", "check", "--url", "https://mirror.example.com"])
         .output()
         .expect("running webhook check");
@@ -340,7 +338,7 @@ async fn the_webhook_commands_register_print_the_secret_and_check() {
     assert_eq!(output.status.code(), Some(1), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("no webhook subscription points at") && stdout.contains(URL), "{stdout}");
 
-    let output = twenty_mirror(&fake, &db)
+    let output = twenty_mirror_on(&fake, &db)
         .args(["webhook", "register", "--url", "https://mirror.example.com"])
         .output()
         .expect("running webhook register");
@@ -357,7 +355,7 @@ async fn the_webhook_commands_register_print_the_secret_and_check() {
     assert_eq!(webhooks[0]["secret"], secret);
     assert!(!String::from_utf8_lossy(&output.stderr).contains(secret), "the secret is not logged");
 
-    let output = twenty_mirror(&fake, &db)
+    let output = twenty_mirror_on(&fake, &db)
         .env("TWENTY_WEBHOOK_SECRET", format!("old,{secret}"))
         .args(["webhook", "check", "--url", URL])
         .output()
@@ -366,14 +364,14 @@ async fn the_webhook_commands_register_print_the_secret_and_check() {
     assert_eq!(output.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("OK") && !stdout.contains(secret), "{stdout}");
 
-    let output = twenty_mirror(&fake, &db)
+    let output = twenty_mirror_on(&fake, &db)
         .env("TWENTY_WEBHOOK_SECRET", "another")
         .args(["webhook", "check", "--url", URL])
         .output()
         .expect("running webhook check");
     assert_eq!(output.status.code(), Some(1), "a secret the service does not have fails");
 
-    let output = twenty_mirror(&fake, &db)
+    let output = twenty_mirror_on(&fake, &db)
         .args(["webhook", "register", "--url", URL, "--secret", "given-0123456789"])
         .output()
         .expect("running webhook register");
@@ -386,9 +384,7 @@ async fn the_webhook_commands_register_print_the_secret_and_check() {
 #[tokio::test]
 async fn the_webhook_commands_need_the_api_settings_and_have_help() {
     let db = TestDb::new().await;
-    let output = Command::new(env!("CARGO_BIN_EXE_twenty-mirror"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
+    let output = twenty_mirror()
         .env("DATABASE_URL", &db.url)
         .args(["webhook", "check", "--url", URL])
         .output()
@@ -400,14 +396,11 @@ async fn the_webhook_commands_need_the_api_settings_and_have_help() {
     for args in
         [&["webhook", "--help"][..], &["webhook", "register", "--help"], &["webhook", "check", "--help"]]
     {
-        let output = Command::new(env!("CARGO_BIN_EXE_twenty-mirror")).args(args).output().expect("help");
+        let output = twenty_mirror().args(args).output().expect("help");
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(output.status.success() && stdout.contains("Usage"), "{args:?}: {stdout}");
     }
-    let output = Command::new(env!("CARGO_BIN_EXE_twenty-mirror"))
-        .args(["webhook", "register", "--help"])
-        .output()
-        .unwrap();
+    let output = twenty_mirror().args(["webhook", "register", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&output.stdout);
     assert!(
         help.contains("--url") && help.contains("--secret") && help.contains("/webhooks/twenty"),
@@ -506,7 +499,7 @@ async fn serve_checks_the_subscription_of_public_url_in_the_background() {
     let health = app.client.get(format!("{}/healthz", app.address)).send().await.unwrap();
     assert!(health.status().is_success());
 
-    let warned = support::eventually(Duration::from_secs(10), || async {
+    let warned = eventually(Duration::from_secs(10), || async {
         logs.text().contains("the webhook subscription in Twenty is not right")
     })
     .await;

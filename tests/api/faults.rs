@@ -1,37 +1,23 @@
 //! Faults that must lose nothing: the process stopped under load, killed in the middle of a pass.
 
-mod support;
-
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::fake_twenty::{FakeTwenty, Fault};
-use support::{SECRET, TestDb, assert_mirror_matches, delivery, eventually};
 use twenty_mirror::mirror::RunStatus;
 use twenty_mirror::mirror::Store;
 
-fn twenty_mirror(db: &TestDb) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_twenty-mirror"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", &db.url)
-        .env("LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    command
-}
+use crate::helpers::binary::{free_port, signal, twenty_mirror};
+use crate::helpers::fake_twenty::{FakeTwenty, Fault};
+use crate::helpers::{SECRET, TestDb, assert_mirror_matches, delivery, eventually};
 
-fn signal(child: &Child, name: &str) {
-    let sent = Command::new("kill").args([name, &child.id().to_string()]).status().expect("kill");
-    assert!(sent.success());
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a port")
+/// The binary on `db`, its output discarded.
+fn twenty_mirror_on(db: &TestDb) -> Command {
+    let mut command = twenty_mirror();
+    command.env("DATABASE_URL", &db.url).stdout(Stdio::null()).stderr(Stdio::null());
+    command
 }
 
 async fn store(db: &TestDb) -> Store {
@@ -42,7 +28,7 @@ async fn store(db: &TestDb) -> Store {
 async fn sigterm_under_load_answers_in_flight_deliveries_commits_them_and_exits_zero() {
     let db = TestDb::new().await;
     let port = free_port();
-    let mut server = twenty_mirror(&db)
+    let mut server = twenty_mirror_on(&db)
         .env("HOST", "127.0.0.1")
         .env("PORT", port.to_string())
         .env("TWENTY_WEBHOOK_SECRET", SECRET)
@@ -119,7 +105,7 @@ async fn a_reconciler_killed_in_the_middle_of_a_full_pass_loses_nothing() {
     fake.fail_always(Some(Fault::Delay(Duration::from_millis(150))));
     let db = TestDb::new().await;
     let reconcile = || {
-        let mut command = twenty_mirror(&db);
+        let mut command = twenty_mirror_on(&db);
         command
             .env("TWENTY_API_URL", fake.url())
             .env("TWENTY_API_KEY", FakeTwenty::API_KEY)

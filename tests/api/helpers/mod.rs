@@ -1,20 +1,18 @@
-//! The test harness: the real application on a random port, over a fresh database per test.
-//!
-//! `TEST_DATABASE_URL` unset runs on SQLite (a file in a temporary folder). Set to a PostgreSQL URL
-//! (`postgres://postgres@127.0.0.1:5432/postgres`), each test creates its own database on that
-//! server and drops it at the end.
-#![allow(dead_code)] // each test binary uses a different part of the harness
+//! What the integration tests share: the real application on a random port over a fresh database
+//! per test ([`TestApp`]), the built binary as a child process ([`binary`]), deliveries as Twenty
+//! writes them, reconcilers against the fake Twenty server ([`fake_twenty`]).
 
+pub mod binary;
+mod delivery;
 pub mod fake_twenty;
+mod outage;
+mod test_db;
 
 use std::collections::HashMap;
-use std::str::FromStr;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
-use sqlx::{Connection, Executor};
+use chrono::Utc;
+use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use twenty_mirror::Application;
@@ -25,134 +23,9 @@ use twenty_mirror::sync::{Reconciler, ReconcilerSettings};
 use twenty_mirror::twenty::client::{ClientSettings, RetryPolicy, TwentyClient};
 use twenty_mirror::twenty::signature::sign;
 
+pub use delivery::{SECRET, at, delivery};
 use fake_twenty::FakeTwenty;
-
-pub const SECRET: &str = "test-secret-0123456789";
-
-/// A database of its own for one test, dropped with it.
-pub struct TestDb {
-    pub url: String,
-    postgres: Option<PostgresDb>,
-    _dir: Option<tempfile::TempDir>,
-}
-
-struct PostgresDb {
-    admin_url: String,
-    name: String,
-}
-
-impl TestDb {
-    pub async fn new() -> Self {
-        match std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) {
-            None => {
-                let dir = tempfile::tempdir().expect("creating a temporary folder");
-                let url = format!("sqlite://{}", dir.path().join("mirror.db").display());
-                TestDb { url, postgres: None, _dir: Some(dir) }
-            }
-            Some(admin_url) => {
-                let name = unique_name();
-                let mut admin =
-                    sqlx::PgConnection::connect(&admin_url).await.expect("connecting to TEST_DATABASE_URL");
-                admin.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("creating a database");
-                let url = with_database(&admin_url, &name);
-                TestDb { url, postgres: Some(PostgresDb { admin_url, name }), _dir: None }
-            }
-        }
-    }
-
-    pub fn is_postgres(&self) -> bool {
-        self.postgres.is_some()
-    }
-
-    /// Makes the database unavailable to the service: on PostgreSQL new connections are refused and
-    /// open ones terminated; on SQLite another connection holds the write lock. Dropping the guard
-    /// (or calling `restore`) makes it available again.
-    pub async fn make_unavailable(&self) -> Outage {
-        match &self.postgres {
-            Some(pg) => {
-                let mut admin = sqlx::PgConnection::connect(&pg.admin_url).await.expect("admin connection");
-                admin
-                    .execute(format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", pg.name).as_str())
-                    .await
-                    .expect("refusing connections");
-                sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
-                    .bind(&pg.name)
-                    .execute(&mut admin)
-                    .await
-                    .expect("terminating connections");
-                Outage::Postgres { admin, name: pg.name.clone() }
-            }
-            None => Outage::Sqlite(self.lock_sqlite().await),
-        }
-    }
-
-    /// Holds the SQLite write lock from another connection until the returned connection is closed.
-    pub async fn lock_sqlite(&self) -> sqlx::SqliteConnection {
-        let mut conn = sqlx::SqliteConnection::connect(&self.url).await.expect("second connection");
-        conn.execute("BEGIN EXCLUSIVE").await.expect("taking the write lock");
-        conn
-    }
-}
-
-pub enum Outage {
-    Postgres { admin: sqlx::PgConnection, name: String },
-    Sqlite(sqlx::SqliteConnection),
-}
-
-impl Outage {
-    pub async fn restore(self) {
-        match self {
-            Outage::Postgres { mut admin, name } => {
-                admin
-                    .execute(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true").as_str())
-                    .await
-                    .expect("allowing connections again");
-            }
-            Outage::Sqlite(mut conn) => {
-                conn.execute("ROLLBACK").await.expect("releasing the write lock");
-            }
-        }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let Some(pg) = self.postgres.take() else { return };
-        // Drop runs outside any async context we can rely on: use a runtime of its own.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(async {
-                let mut admin = sqlx::PgConnection::connect(&pg.admin_url).await?;
-                admin.execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", pg.name).as_str()).await?;
-                Ok::<_, sqlx::Error>(())
-            })?;
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop a test database: {dropped:?}");
-        }
-    }
-}
-
-fn unique_name() -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = Utc::now().timestamp_subsec_nanos();
-    format!("twenty_mirror_test_{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed), nanos)
-}
-
-/// `postgres://user@host:port/anything?params` with the database replaced by `name`.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[authority_start..].find('/').map_or(base.len(), |i| authority_start + i);
-    let mut out = format!("{}/{}", &base[..path_start], name);
-    if let Some(query) = query {
-        out.push('?');
-        out.push_str(query);
-    }
-    out
-}
+pub use test_db::TestDb;
 
 /// The running application and what a test needs to drive it.
 pub struct TestApp {
@@ -160,13 +33,13 @@ pub struct TestApp {
     pub store: Store,
     pub client: reqwest::Client,
     pub shutdown: CancellationToken,
-    pub server: Option<JoinHandle<anyhow::Result<()>>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
     pub db: TestDb,
 }
 
 pub struct Options {
-    pub vars: HashMap<&'static str, String>,
-    pub clock: Clock,
+    vars: HashMap<&'static str, String>,
+    clock: Clock,
 }
 
 impl Default for Options {
@@ -284,38 +157,6 @@ pub async fn outcome(response: reqwest::Response) -> (u16, Option<String>) {
 fn init_logging() {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned());
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
-}
-
-/// `2026-09-21T10:00:00.000Z` plus `ms` milliseconds.
-pub fn at(ms: i64) -> String {
-    let base = DateTime::<Utc>::from_str("2026-09-21T10:00:00Z").expect("a base time");
-    (base + chrono::Duration::milliseconds(ms)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// A delivery body as Twenty writes it, for `object.action` of record `id` at version `updated_ms`.
-pub fn delivery(event: &str, id: &str, updated_ms: i64, fields: Value) -> Value {
-    let (object, action) = event.split_once('.').expect("object.action");
-    let mut record = json!({
-        "id": id,
-        "createdAt": at(0),
-        "updatedAt": at(updated_ms),
-        "deletedAt": null,
-    });
-    if action == "deleted" {
-        record["deletedAt"] = json!(at(updated_ms));
-    }
-    if let (Some(record), Some(fields)) = (record.as_object_mut(), fields.as_object()) {
-        record.extend(fields.clone());
-    }
-    json!({
-        "targetUrl": "https://mirror.example.com/webhooks/twenty",
-        "eventName": event,
-        "objectMetadata": {"id": "3f1c2a7e-5b2d-4c1e-9a57-0c6d1e2f3a4b", "nameSingular": object},
-        "workspaceId": "872cfcf1-c79f-42bc-877d-5829f06eb3f9",
-        "webhookId": "90056586-1228-4e03-a507-70140aa85c05",
-        "eventDate": at(updated_ms + 10),
-        "record": record,
-    })
 }
 
 /// Waits until `check` holds, polling, for at most `limit`.

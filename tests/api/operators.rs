@@ -1,13 +1,13 @@
 //! What operators use: the admin routes, metrics, the scheduler, and the commands.
 
-mod support;
-
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::fake_twenty::{FakeTwenty, Fault};
-use support::{Options, TestApp, assert_mirror_matches, delivery, eventually};
+
+use crate::helpers::binary::twenty_mirror;
+use crate::helpers::fake_twenty::{FakeTwenty, Fault};
+use crate::helpers::{Options, TestApp, TestDb, assert_mirror_matches, delivery, eventually};
 
 const ADMIN_TOKEN: &str = "admin-token-for-tests";
 
@@ -207,15 +207,12 @@ async fn metrics_count_deliveries_refusals_runs_and_rows() {
 }
 
 fn command(db_url: &str, fake: &FakeTwenty) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_twenty-mirror"));
+    let mut command = twenty_mirror();
     command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("DATABASE_URL", db_url)
         .env("TWENTY_API_URL", fake.url())
         .env("TWENTY_API_KEY", FakeTwenty::API_KEY)
-        .env("TWENTY_RATE_LIMIT", "off")
-        .env("LOG_FORMAT", "json");
+        .env("TWENTY_RATE_LIMIT", "off");
     command
 }
 
@@ -225,7 +222,7 @@ async fn the_reconcile_status_and_replay_commands() {
     for n in 0..5 {
         fake.create("person", json!({"jobTitle": format!("job {n}")}));
     }
-    let db = support::TestDb::new().await;
+    let db = TestDb::new().await;
     let run = |args: &[&str]| {
         let output = command(&db.url, &fake).args(args).output().expect("running twenty-mirror");
         (
@@ -277,7 +274,7 @@ async fn the_reconcile_status_and_replay_commands() {
     assert_eq!(row.data["jobTitle"], "from the log");
 }
 
-async fn empty_mirror(db: &support::TestDb) {
+async fn empty_mirror(db: &TestDb) {
     use sqlx::{Connection, Executor};
     if db.is_postgres() {
         let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();

@@ -1,14 +1,12 @@
 //! The Twenty client against the fake Twenty: what it sends, what it retries and how long it waits,
 //! which failures end a call at once, and what its errors say.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::helpers::fake_twenty::{FakeTwenty, Fault, MetadataShape};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use support::fake_twenty::{FakeTwenty, Fault, MetadataShape};
 use twenty_mirror::twenty::client::{
     ClientError, ClientSettings, PAGE_SIZE, RateLimit, RetryPolicy, SubscriptionFields, TransientCause,
     TwentyClient,

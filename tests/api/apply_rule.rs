@@ -1,17 +1,16 @@
 //! The apply rule seen from outside: whatever order, duplication or concurrency the deliveries come
 //! in, the mirror ends at the newest state of each record.
 
-mod support;
-
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use support::{TestApp, TestDb, at, delivery};
 use tokio::task::JoinSet;
 use twenty_mirror::change::parse_timestamp;
 use twenty_mirror::http::webhooks::parse_delivery;
 use twenty_mirror::mirror::{Delivery, Pool, Store};
+
+use crate::helpers::{TestApp, TestDb, at, delivery};
 
 #[tokio::test]
 async fn a_duplicate_delivery_is_a_no_op() {

@@ -1,18 +1,17 @@
 //! The reconciler against a fake Twenty that behaves as the protocol notes say Twenty does.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::fake_twenty::{FakeTwenty, Fault, MetadataShape, webhook_body};
-use support::{assert_mirror_matches, fresh_store, reconciler};
 use twenty_mirror::http::webhooks::parse_delivery;
 use twenty_mirror::mirror::{Mode, RunStatus, Trigger};
 use twenty_mirror::mirror::{Pool, Store};
 use twenty_mirror::sync::reconciler::{ReconcileError, RunOutcome, RunRequest};
+
+use crate::helpers::fake_twenty::{FakeTwenty, Fault, MetadataShape, webhook_body};
+use crate::helpers::{assert_mirror_matches, eventually, fresh_store, reconciler, reconciler_with_shutdown};
 
 fn person(n: usize) -> Value {
     json!({
@@ -167,7 +166,7 @@ async fn a_run_stopped_between_pages_resumes_and_loses_nothing() {
     seed(&fake, 650, 0);
     let pages = Arc::new(AtomicUsize::new(0));
     let token = tokio_util::sync::CancellationToken::new();
-    let stopping = support::reconciler_with_shutdown(&store, &fake, token.clone(), |_, s| {
+    let stopping = reconciler_with_shutdown(&store, &fake, token.clone(), |_, s| {
         s.allowlist = Some(vec!["person".into()]);
     });
     let counter = pages.clone();
@@ -466,10 +465,8 @@ async fn one_reconciler_at_a_time_and_an_overlapping_request_gets_the_running_ru
         tokio::spawn(
             async move { first.reconcile_once(RunRequest::new(Trigger::Schedule, Mode::Full)).await },
         );
-    let started = support::eventually(Duration::from_secs(10), || async {
-        store.running_run().await.unwrap().is_some()
-    })
-    .await;
+    let started =
+        eventually(Duration::from_secs(10), || async { store.running_run().await.unwrap().is_some() }).await;
     assert!(started, "the first run started");
     match second.reconcile_once(RunRequest::new(Trigger::Operator, Mode::Delta)).await {
         Err(ReconcileError::AlreadyRunning(Some(id))) => {

@@ -1,11 +1,10 @@
 //! `POST /webhooks/twenty`: what is accepted, what is refused, and what is stored either way.
 
-mod support;
-
 use serde_json::{Value, json};
-use support::{Options, SECRET, TestApp, delivery, outcome};
 use twenty_mirror::change::parse_timestamp;
 use twenty_mirror::clock::Clock;
+
+use crate::helpers::{Options, SECRET, TestApp, delivery, outcome};
 
 struct Fixture {
     name: String,

@@ -1,13 +1,12 @@
 //! The fake Twenty server's own tests: it must behave as `../shared/twenty-protocol.md` says Twenty
 //! does, since the reconciler's tests rely on it.
 
-mod support;
-
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::fake_twenty::{FakeTwenty, Fault, MetadataShape, encode_query, webhook_body};
+
+use crate::helpers::fake_twenty::{FakeTwenty, Fault, MetadataShape, encode_query, webhook_body};
 
 /// A client for the fake: GETs with the API key, answering status, headers and the body.
 struct Client {

@@ -1,14 +1,13 @@
 //! What happens when things go wrong: the database goes away, the service is stopped mid-flight,
 //! and the event log ages.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use sqlx::{Connection, Executor};
-use support::{Options, TestApp, delivery, eventually, outcome};
 use tokio::task::JoinSet;
+
+use crate::helpers::{Options, SECRET, TestApp, delivery, eventually, outcome};
 
 #[tokio::test]
 async fn an_unavailable_database_gets_503_within_the_deadline_and_the_service_recovers() {
@@ -51,8 +50,7 @@ async fn in_flight_deliveries_finish_and_commit_during_a_graceful_shutdown() {
         let body = delivery("person.created", &format!("p{n}"), 0, json!({})).to_string();
         let (client, address) = (app.client.clone(), address.clone());
         let signature_ms = chrono::Utc::now().timestamp_millis();
-        let signature =
-            twenty_mirror::twenty::signature::sign(support::SECRET, signature_ms, body.as_bytes());
+        let signature = twenty_mirror::twenty::signature::sign(SECRET, signature_ms, body.as_bytes());
         deliveries.spawn(async move {
             let response = client
                 .post(format!("{address}/webhooks/twenty"))

@@ -1,14 +1,14 @@
 //! What the logs may never carry: the webhook secret, the API key, the admin token, a raw body.
 
-mod support;
-
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::fake_twenty::FakeTwenty;
-use support::{SECRET, TestDb, delivery, eventually};
+
+use crate::helpers::binary::{free_port, signal, twenty_mirror};
+use crate::helpers::fake_twenty::FakeTwenty;
+use crate::helpers::{SECRET, TestDb, delivery, eventually};
 
 const ADMIN_TOKEN: &str = "admin-token-never-logged";
 const PRIVATE_NOTE: &str = "private-note-that-stays-in-the-database";
@@ -18,10 +18,8 @@ async fn a_delivery_and_a_reconcile_leave_no_secret_in_the_log() {
     let fake = FakeTwenty::start().await;
     fake.create("person", json!({"jobTitle": PRIVATE_NOTE}));
     let db = TestDb::new().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_twenty-mirror"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
+    let port = free_port();
+    let mut server = twenty_mirror()
         .env("DATABASE_URL", &db.url)
         .env("HOST", "127.0.0.1")
         .env("PORT", port.to_string())
@@ -32,7 +30,6 @@ async fn a_delivery_and_a_reconcile_leave_no_secret_in_the_log() {
         .env("RECONCILE_INTERVAL", "off")
         .env("FULL_SWEEP_INTERVAL", "off")
         .env("ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("LOG_FORMAT", "json")
         // Everything, dependencies included, at their most talkative useful level.
         .env("RUST_LOG", "debug")
         .stdout(Stdio::null())
@@ -89,8 +86,7 @@ async fn a_delivery_and_a_reconcile_leave_no_secret_in_the_log() {
         .await
     );
 
-    let killed = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
-    assert!(killed.success());
+    signal(&server, "-TERM");
     let mut log = String::new();
     server.stderr.take().unwrap().read_to_string(&mut log).unwrap();
     server.wait().unwrap();

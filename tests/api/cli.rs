@@ -1,17 +1,10 @@
 //! The binary as an operator runs it: help, settings errors, migrate, and SIGTERM.
 
-mod support;
-
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::TestDb;
-
-fn twenty_mirror() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_twenty-mirror"));
-    command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).env("LOG_FORMAT", "json");
-    command
-}
+use crate::helpers::binary::{free_port, signal, twenty_mirror};
+use crate::helpers::{TestDb, eventually};
 
 #[test]
 fn every_command_has_help() {
@@ -57,7 +50,7 @@ async fn sigterm_stops_the_server_with_exit_code_zero() {
         .spawn()
         .expect("starting serve");
     let client = reqwest::Client::new();
-    let ready = support::eventually(Duration::from_secs(20), || async {
+    let ready = eventually(Duration::from_secs(20), || async {
         client
             .get(format!("http://127.0.0.1:{port}/readyz"))
             .send()
@@ -67,8 +60,7 @@ async fn sigterm_stops_the_server_with_exit_code_zero() {
     .await;
     assert!(ready, "the server became ready");
 
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
-    assert!(killed.success());
+    signal(&child, "-TERM");
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().expect("waiting") {
@@ -78,11 +70,4 @@ async fn sigterm_stops_the_server_with_exit_code_zero() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(status.code(), Some(0));
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }

@@ -2,11 +2,11 @@
 //! what the service needs; the Dockerfile builds and copies the binary `cargo build --release`
 //! makes, and runs commands that binary has.
 
-use std::process::Command;
+use crate::helpers::binary::twenty_mirror;
 
-const FLY_TOML: &str = include_str!("../fly.toml");
-const DOCKERFILE: &str = include_str!("../Dockerfile");
-const CARGO_TOML: &str = include_str!("../Cargo.toml");
+const FLY_TOML: &str = include_str!("../../fly.toml");
+const DOCKERFILE: &str = include_str!("../../Dockerfile");
+const CARGO_TOML: &str = include_str!("../../Cargo.toml");
 
 fn fly() -> toml::Table {
     FLY_TOML.parse().expect("fly.toml parses")
@@ -75,8 +75,7 @@ fn the_commands_the_image_and_fly_run_exist() {
     let cmd =
         DOCKERFILE.lines().find_map(|l| l.strip_prefix("CMD [\"")).expect("a CMD").trim_end_matches("\"]");
     for subcommand in [release.trim_start_matches("twenty-mirror "), cmd] {
-        let output =
-            Command::new(env!("CARGO_BIN_EXE_twenty-mirror")).args([subcommand, "--help"]).output().unwrap();
+        let output = twenty_mirror().args([subcommand, "--help"]).output().unwrap();
         assert!(output.status.success(), "twenty-mirror {subcommand} does not exist");
     }
 }
