@@ -254,7 +254,7 @@ pub async fn naive_closed_loop(
 /// On SQLite the library's pool is kept: writes are serial whatever the pool size.
 pub async fn open_naive_store(backend: &Backend, url: &str, concurrency: usize) -> Store {
     let store = match backend {
-        Backend::Sqlite => Store::connect(&url).await.expect("opening the naive SQLite store"),
+        Backend::Sqlite => Store::connect(url).await.expect("opening the naive SQLite store"),
         Backend::Postgres { .. } => {
             let options = PgConnectOptions::from_str(url).expect("a PostgreSQL URL");
             Store::postgres_with_pool_size(options, u32::try_from(concurrency).expect("a small concurrency"))
