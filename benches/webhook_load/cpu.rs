@@ -5,8 +5,8 @@ use std::fs;
 
 use tokio::time::Instant;
 
-use crate::load::Window;
 use crate::support::machine::{TICKS_PER_SECOND, cpu_ticks, machine_busy_ticks};
+use crate::window::Window;
 
 /// Cores used by others above which a run is flagged. An idle machine shows a few hundredths
 /// before a run, and the kernel's threads a tenth or so during one.

@@ -20,25 +20,7 @@ use crate::PACED_CONNECTIONS;
 use crate::http::HttpConnection;
 use crate::report::LoadSummary;
 use crate::support::database::Backend;
-
-/// The measured part of a run. What starts (or is scheduled) inside it is counted; the warm-up
-/// before it only counts failures.
-#[derive(Debug, Clone, Copy)]
-pub struct Window {
-    pub start: Instant,
-    pub end: Instant,
-}
-
-impl Window {
-    pub fn after(warm_up: Duration, measured: Duration) -> Self {
-        let start = Instant::now() + warm_up;
-        Window { start, end: start + measured }
-    }
-
-    fn contains(&self, at: Instant) -> bool {
-        self.start <= at && at < self.end
-    }
-}
+use crate::window::Window;
 
 /// What one worker (or a whole run, once merged) saw.
 #[derive(Debug, Default)]

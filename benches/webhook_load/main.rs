@@ -36,6 +36,7 @@ mod http;
 mod load;
 mod report;
 mod server;
+mod window;
 mod workload;
 
 use std::fs;
@@ -46,11 +47,12 @@ use std::time::Duration;
 use tokio::runtime::Runtime;
 
 use cpu::{DISTURBING_LOAD, cpu_use_over};
-use load::{Window, closed_loop, naive_closed_loop, open_loop, open_naive_store};
+use load::{closed_loop, naive_closed_loop, open_loop, open_naive_store};
 use report::{NaiveResult, Report, Row, ServiceResult};
 use server::Server;
 use support::database::{Backend, Database, selected_backends};
 use support::machine::wait_for_quiet;
+use window::Window;
 use workload::{MAX_BODY_BYTES, MIN_BODY_BYTES, Workload, signed_requests};
 
 /// The webhook secret the server is started with and the deliveries are signed with.

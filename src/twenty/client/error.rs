@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::Value;
 
-use super::subscriptions::is_webhooks_url;
+use super::paths::is_webhooks_url;
 
 /// Twenty's error messages can quote whole filters or records: keep enough to act on, not a dump.
 const MAX_MESSAGE_CHARS: usize = 300;

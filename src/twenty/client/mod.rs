@@ -21,6 +21,7 @@
 
 mod error;
 mod metadata;
+mod paths;
 mod records;
 mod subscriptions;
 mod transport;

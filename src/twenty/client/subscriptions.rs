@@ -5,19 +5,9 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::error::{ClientError, unexpected, unexpected_answer};
+use super::paths::{LEGACY_WEBHOOKS_PATH, METADATA_WEBHOOKS_PATH};
 use super::wire::{PageInfo, Subscription, SubscriptionFields, parse_subscription, parse_subscriptions};
 use super::{MAX_METADATA_PAGES, TwentyClient};
-
-/// Where current releases serve webhook subscriptions.
-const METADATA_WEBHOOKS_PATH: &str = "/rest/metadata/webhooks";
-/// Where older releases served them (webhooks were records of a workspace object then); tried when
-/// the metadata path answers 404.
-const LEGACY_WEBHOOKS_PATH: &str = "/rest/webhooks";
-
-/// Whether `url` is one of the subscription API's, so that an error can name the right permission.
-pub(super) fn is_webhooks_url(url: &str) -> bool {
-    url.contains(METADATA_WEBHOOKS_PATH) || url.contains(LEGACY_WEBHOOKS_PATH)
-}
 
 impl TwentyClient {
     /// Every webhook subscription of the workspace, the secrets included. Reads a plain list and the
