@@ -1,5 +1,7 @@
 //! The client's own request budget, so that a long pass stays under Twenty's rate limits instead of
-//! discovering them through 429s: Twenty sends no `Retry-After`, so the client has to pace itself.
+//! discovering them through 429s: releases before late 2026 send no `Retry-After` and no
+//! `X-RateLimit-*`, so the client has to pace itself. What newer ones say is learned on top
+//! ([`Pacer::hold_for`], [`Pacer::observe_window`], [`Pacer::adopt`]): it can only slow the client.
 //!
 //! Each limit is a token bucket of capacity `requests`, refilled continuously at `requests / per` and
 //! full at start, which is how Twenty's throttler counts. With 100 requests a minute, a pass of N
@@ -19,7 +21,7 @@
 //!   one, so the first counts the request earlier than it is sent and may let the next one through
 //!   before the server's window allows it.
 //! - The buckets are state we set: emptied after a 429 so that our count re-syncs with the server's
-//!   ([`Pacer::drain`]), and, next, set from `Retry-After` and `X-RateLimit-*`; a governor limiter's
+//!   ([`Pacer::drain`]), held for `Retry-After`, spread by `X-RateLimit-*`; a governor limiter's
 //!   state cannot be set from outside.
 //! - First come, first served: governor's waiters each sleep and then race for the token again.
 //! - Tokio's clock, so that the tests below run on paused time; governor sleeps on its own timer.
@@ -145,11 +147,50 @@ struct Bucket {
     tat: Instant,
 }
 
-/// Waits until every configured limit allows one more request. Shared by all clones of a client.
+/// Twenty's own account of its window, from `X-RateLimit-Remaining` and `X-RateLimit-Reset`: the
+/// requests left are spread evenly until the reset instead of being spent at once.
+#[derive(Debug)]
+struct ServerWindow {
+    next: Instant,
+    spacing: Duration,
+    resets_at: Instant,
+}
+
+#[derive(Debug)]
+struct State {
+    buckets: Vec<Bucket>,
+    /// The server's budget as a 429 stated it, when it is one: paced like ours.
+    adopted: Option<(RateLimit, Bucket)>,
+    /// No request before this instant (`Retry-After`).
+    not_before: Instant,
+    window: Option<ServerWindow>,
+}
+
+/// Waits until every configured limit, and what Twenty said of its own, allows one more request.
+/// Shared by all clones of a client.
 #[derive(Debug)]
 pub struct Pacer {
     limits: Vec<RateLimit>,
-    buckets: Mutex<Vec<Bucket>>,
+    state: Mutex<State>,
+}
+
+impl State {
+    /// Ours and the adopted one.
+    fn buckets_mut(&mut self) -> impl Iterator<Item = &mut Bucket> {
+        self.buckets.iter_mut().chain(self.adopted.iter_mut().map(|(_, bucket)| bucket))
+    }
+}
+
+impl Bucket {
+    fn new(limit: &RateLimit, tat: Instant) -> Bucket {
+        let interval = limit.refill_interval();
+        Bucket {
+            interval,
+            burst: interval.saturating_mul(limit.requests - 1),
+            capacity: interval.saturating_mul(limit.requests),
+            tat,
+        }
+    }
 }
 
 impl Pacer {
@@ -158,29 +199,30 @@ impl Pacer {
     pub fn new(limits: &[RateLimit]) -> Self {
         let limits: Vec<RateLimit> = limits.iter().copied().filter(|l| l.validate().is_ok()).collect();
         let now = Instant::now();
-        let buckets = limits
-            .iter()
-            .map(|limit| {
-                let interval = limit.refill_interval();
-                Bucket {
-                    interval,
-                    burst: interval.saturating_mul(limit.requests - 1),
-                    capacity: interval.saturating_mul(limit.requests),
-                    tat: now,
-                }
-            })
-            .collect();
-        Self { limits, buckets: Mutex::new(buckets) }
+        let buckets = limits.iter().map(|limit| Bucket::new(limit, now)).collect();
+        let state = State { buckets, adopted: None, not_before: now, window: None };
+        Self { limits, state: Mutex::new(state) }
     }
 
     pub fn limits(&self) -> &[RateLimit] {
         &self.limits
     }
 
-    /// The longest time one token takes to come back, over every limit; zero without limits. After a
-    /// 429 the server's bucket is empty, and this is the least time until it has a token again.
+    /// The server's budget once a 429 stated it, else `None`.
+    pub fn adopted(&self) -> Option<RateLimit> {
+        self.lock().adopted.as_ref().map(|(limit, _)| *limit)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The longest time one token takes to come back, over every limit (the adopted one included);
+    /// zero without limits. After a 429 the server's bucket is empty, and this is the least time
+    /// until it has a token again.
     pub fn refill_interval(&self) -> Duration {
-        self.limits.iter().map(RateLimit::refill_interval).max().unwrap_or(Duration::ZERO)
+        let adopted = self.adopted().map(|limit| limit.refill_interval()).unwrap_or(Duration::ZERO);
+        self.limits.iter().map(RateLimit::refill_interval).fold(adopted, Duration::max)
     }
 
     /// Takes one token from every bucket, waiting first if any is empty. Returns the time waited.
@@ -198,19 +240,79 @@ impl Pacer {
     /// previous run spent it just before we started).
     pub fn drain(&self) {
         let now = Instant::now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        for bucket in buckets.iter_mut() {
+        for bucket in self.lock().buckets_mut() {
             bucket.tat = bucket.tat.max(now + bucket.capacity);
         }
+    }
+
+    /// Sends no request, of any caller, before `wait` from now (Twenty's `Retry-After`).
+    pub fn hold_for(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut state = self.lock();
+        state.not_before = state.not_before.max(until);
+    }
+
+    /// How long from now until the pacer lets a request go for `Retry-After`; zero when it does.
+    pub fn held_for(&self) -> Duration {
+        self.lock().not_before.saturating_duration_since(Instant::now())
+    }
+
+    /// Paces to the budget a 429 stated (`limit` requests per `periodCount periodUnit`), from now on
+    /// and on top of our own limits, starting empty as the server's is. A key's budget can be lower
+    /// than `TWENTY_RATE_LIMIT`: this keeps that from becoming a stream of 429s.
+    pub fn adopt(&self, limit: RateLimit) {
+        if limit.validate().is_err() {
+            return;
+        }
+        let now = Instant::now();
+        let mut state = self.lock();
+        if state.adopted.as_ref().is_some_and(|(known, _)| *known == limit) {
+            return;
+        }
+        let mut bucket = Bucket::new(&limit, now);
+        bucket.tat = now + bucket.capacity;
+        state.adopted = Some((limit, bucket));
+    }
+
+    /// What Twenty said of its window: `remaining` requests of `limit` until `reset_in` from now. With
+    /// half the window's budget or more left, nothing changes (a short run goes out at once); below
+    /// that, the requests left are spread evenly until the reset, so that the run slows to the
+    /// server's pace before it runs out and another client of the same budget still finds some. With
+    /// none left, nothing goes out before the reset.
+    pub fn observe_window(&self, limit: Option<u32>, remaining: u32, reset_in: Duration) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        if remaining == 0 {
+            state.not_before = state.not_before.max(now + reset_in);
+            state.window = None;
+            return;
+        }
+        if limit.is_some_and(|limit| u64::from(remaining) * 2 >= u64::from(limit)) {
+            state.window = None;
+            return;
+        }
+        let spacing = reset_in / remaining;
+        state.window = Some(ServerWindow { next: now + spacing, spacing, resets_at: now + reset_in });
     }
 
     /// Reserves the earliest instant, not before `now`, at which every bucket holds a token, and takes
     /// that token from each.
     fn reserve(&self, now: Instant) -> Instant {
-        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        let slot =
-            buckets.iter().filter_map(|bucket| bucket.tat.checked_sub(bucket.burst)).fold(now, Instant::max);
-        for bucket in buckets.iter_mut() {
+        let mut state = self.lock();
+        let not_before = now.max(state.not_before);
+        let mut slot = state
+            .buckets_mut()
+            .filter_map(|bucket| bucket.tat.checked_sub(bucket.burst))
+            .fold(not_before, Instant::max);
+        if let Some(server) = &mut state.window {
+            if slot.max(server.next) < server.resets_at {
+                slot = slot.max(server.next);
+                server.next = slot + server.spacing;
+            } else {
+                state.window = None;
+            }
+        }
+        for bucket in state.buckets_mut() {
             bucket.tat = bucket.tat.max(slot) + bucket.interval;
         }
         slot
@@ -330,6 +432,57 @@ mod tests {
             done.push(task.await.unwrap());
         }
         assert_eq!(done, [0, 1, 2, 3, 4]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_holds_every_caller() {
+        let pacer = Pacer::new(&RateLimit::twenty_defaults());
+        pacer.hold_for(Duration::from_secs(3));
+        assert_eq!(pacer.held_for(), Duration::from_secs(3));
+        assert_eq!(pacer.acquire().await, Duration::from_secs(3));
+        assert_eq!(pacer.held_for(), Duration::ZERO);
+        // A shorter hold never shortens a longer one.
+        pacer.hold_for(Duration::from_secs(2));
+        pacer.hold_for(Duration::from_secs(1));
+        assert_eq!(pacer.acquire().await, Duration::from_secs(2));
+        assert_eq!(pacer.acquire().await, Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn few_requests_left_are_spread_until_the_reset() {
+        let pacer = Pacer::new(&parse_rate_limits("100/s").unwrap());
+        // Half the window or more left: no change.
+        pacer.observe_window(Some(10), 5, Duration::from_secs(10));
+        assert_eq!(pacer.acquire().await, Duration::ZERO);
+        // 4 of 10 left, 8 s to the reset: one every 2 s.
+        pacer.observe_window(Some(10), 4, Duration::from_secs(8));
+        let start = Instant::now();
+        let mut at = Vec::new();
+        for _ in 0..5 {
+            pacer.acquire().await;
+            at.push((Instant::now() - start).as_secs());
+        }
+        // The fourth would land on the reset: the window is over, and the pacer goes at its own pace.
+        assert_eq!(at, [2, 4, 6, 6, 6]);
+        // None left: nothing before the reset.
+        pacer.observe_window(None, 0, Duration::from_secs(5));
+        assert_eq!(pacer.acquire().await, Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stated_budget_is_adopted_empty_and_paced() {
+        let pacer = Pacer::new(&parse_rate_limits("100/s").unwrap());
+        pacer.adopt(RateLimit::new(2, Duration::from_secs(1)));
+        assert_eq!(pacer.adopted(), Some(RateLimit::new(2, Duration::from_secs(1))));
+        assert_eq!(pacer.refill_interval(), ms(500));
+        assert_eq!(pacer.acquire().await, ms(500));
+        assert_eq!(pacer.acquire().await, ms(500));
+        // The same budget stated again changes nothing; a drain empties it with ours.
+        pacer.adopt(RateLimit::new(2, Duration::from_secs(1)));
+        assert_eq!(pacer.acquire().await, ms(500));
+        tokio::time::advance(Duration::from_secs(5)).await;
+        pacer.drain();
+        assert_eq!(pacer.acquire().await, ms(500));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -16,8 +17,9 @@ const MAX_MESSAGE_CHARS: usize = 300;
 /// Why a request that may succeed later failed this time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransientCause {
-    /// Twenty's rate limit: HTTP 429, or 400 "Limit reached" from older releases.
-    RateLimited { status: u16, message: String },
+    /// Twenty's rate limit: HTTP 429, or 400 "Limit reached" from older releases; with the wait
+    /// Twenty asked for, when it did (`Retry-After`, `retryAfterSeconds`).
+    RateLimited { status: u16, message: String, retry_after: Option<Duration> },
     /// HTTP 5xx or 408.
     Server { status: u16, message: String },
     /// No complete answer within the timeout.
@@ -43,11 +45,15 @@ impl TransientCause {
 impl fmt::Display for TransientCause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TransientCause::RateLimited { status, message } => {
+            TransientCause::RateLimited { status, message, retry_after } => {
+                write!(f, "Twenty's rate limit was reached (HTTP {status}: {message}")?;
+                if let Some(wait) = retry_after {
+                    write!(f, "; Twenty asked to wait {} s", wait.as_secs_f64())?;
+                }
                 write!(
                     f,
-                    "Twenty's rate limit was reached (HTTP {status}: {message}); if this lasts, something \
-                     else spends the workspace's budget or TWENTY_RATE_LIMIT is above the server's limit"
+                    "); if this lasts, something else spends the workspace's budget or TWENTY_RATE_LIMIT \
+                     is above the server's limit"
                 )
             }
             TransientCause::Server { status, message } => write!(f, "HTTP {status} from Twenty: {message}"),
@@ -77,6 +83,20 @@ pub enum ClientError {
     Forbidden { method: Method, url: String, message: String },
     #[error("{method} {url} does not exist (HTTP 404): {}{}", not_found_hint(.url), says(.message))]
     NotFound { method: Method, url: String, message: String },
+    /// HTTP 402: the workspace's quota is spent. Never retried: trying sooner cannot help.
+    #[error(
+        "the Twenty workspace's quota is exhausted (HTTP 402 on {method} {url}); retrying sooner cannot \
+         help: {}{}",
+        quota_retry(.retry_after),
+        says(.message)
+    )]
+    QuotaExhausted {
+        method: Method,
+        url: String,
+        /// When Twenty said the client may try again, if it did.
+        retry_after: Option<DateTime<Utc>>,
+        message: String,
+    },
     #[error("Twenty rejected {method} {url} (HTTP {status}): {message}")]
     Rejected { method: Method, url: String, status: u16, message: String },
     #[error("{method} {url} failed {attempts} times; the last time: {cause}")]
@@ -102,6 +122,7 @@ impl ClientError {
             ClientError::Unauthorized { .. } => Some(401),
             ClientError::Forbidden { .. } => Some(403),
             ClientError::NotFound { .. } => Some(404),
+            ClientError::QuotaExhausted { .. } => Some(402),
             ClientError::Rejected { status, .. } | ClientError::UnexpectedResponse { status, .. } => {
                 Some(*status)
             }
@@ -122,6 +143,20 @@ impl ClientError {
     pub fn is_transient(&self) -> bool {
         matches!(self, ClientError::Exhausted { .. } | ClientError::NotRetried { .. })
     }
+
+    /// Whether the workspace's quota is spent (HTTP 402): a run should stop at once, and nothing
+    /// should try again before [`ClientError::quota_retry_after`].
+    pub fn is_quota_exhausted(&self) -> bool {
+        matches!(self, ClientError::QuotaExhausted { .. })
+    }
+
+    /// When Twenty said a spent quota may be tried again, if it did.
+    pub fn quota_retry_after(&self) -> Option<DateTime<Utc>> {
+        match self {
+            ClientError::QuotaExhausted { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
 }
 
 /// What a 403 asks of the operator: the subscription API needs another permission than records do.
@@ -138,6 +173,17 @@ fn not_found_hint(url: &str) -> &'static str {
         "check TWENTY_API_URL, and that the webhook subscription exists"
     } else {
         "check TWENTY_API_URL and that the object exists and is active"
+    }
+}
+
+fn quota_retry(retry_after: &Option<DateTime<Utc>>) -> String {
+    match retry_after {
+        Some(at) => {
+            format!("Twenty says to try again after {}", at.to_rfc3339_opts(SecondsFormat::Secs, true))
+        }
+        None => "Twenty did not say when it may be tried again; raise the quota in Twenty's billing \
+                 settings or wait for the next period"
+            .to_owned(),
     }
 }
 
@@ -252,7 +298,8 @@ mod tests {
         assert!(silent.to_string().ends_with("no message"), "{silent}");
         assert!(!silent.is_transient());
 
-        let cause = TransientCause::RateLimited { status: 429, message: "slow down".into() };
+        let cause =
+            TransientCause::RateLimited { status: 429, message: "slow down".into(), retry_after: None };
         let exhausted =
             ClientError::Exhausted { method: Method::GET, url: records.into(), attempts: 6, cause };
         assert_eq!(exhausted.status(), Some(429));

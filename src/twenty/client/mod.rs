@@ -8,10 +8,14 @@
 //! - `wire`: Twenty's JSON read into [`Page`], [`ObjectMetadata`], [`Subscription`].
 //!
 //! Retry policy, by answer:
-//! - 429, and 400 "Limit reached …" from older releases: Twenty's budget is spent. Twenty sends no
-//!   `Retry-After`, so the pacer's buckets are emptied (our count re-syncs with the server's) and the
-//!   request is retried after at least one refill interval of the slowest limit (the base delay when
-//!   there is no limit), plus exponential backoff with jitter.
+//! - 429, and 400 "Limit reached …" from older releases: Twenty's budget is spent. The pacer's
+//!   buckets are emptied (our count re-syncs with the server's). With `Retry-After` (or the body's
+//!   `retryAfterSeconds`) every request waits that long, the retry included; without it the retry
+//!   waits at least one refill interval of the slowest limit (a second when there is none), plus
+//!   exponential backoff with jitter. A budget the 429's body states is adopted by the pacer.
+//! - `X-RateLimit-Remaining` and `X-RateLimit-Reset`, on any answer: when few requests remain, the
+//!   pacer spreads them until the reset (see `budget` and the pacer).
+//! - 402: the workspace's quota is spent; never retried ([`ClientError::QuotaExhausted`]).
 //! - 5xx, 408, timeouts, refused or broken connections: exponential backoff with full jitter.
 //! - Every other 4xx fails at once: retrying cannot fix a refused key or a wrong path.
 //!
@@ -19,6 +23,7 @@
 //! every call; it is kept in a `SecretString` and a header value marked sensitive, and it is scrubbed
 //! from anything Twenty echoes back, so it never reaches `Debug` output, errors or logs.
 
+mod budget;
 mod error;
 mod metadata;
 mod paths;

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use backon::{ExponentialBuilder, Retryable};
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
@@ -21,6 +21,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use super::ClientSettings;
+use super::budget::BudgetSignal;
 use super::error::{ClientError, TransientCause, error_message, refusal};
 use crate::twenty::pacer::{Pacer, RateLimit};
 
@@ -119,6 +120,8 @@ enum Failure {
 enum Verdict {
     Success,
     RateLimited,
+    /// The workspace's quota is spent: no retry can help before Twenty says so.
+    QuotaExhausted,
     Retry,
     Fail,
 }
@@ -128,6 +131,7 @@ fn classify(status: StatusCode, message: &str) -> Verdict {
     match status.as_u16() {
         200..=299 => Verdict::Success,
         429 => Verdict::RateLimited,
+        402 => Verdict::QuotaExhausted,
         // Releases before 429 answered an exhausted budget with 400 "Limit reached (…)".
         400 if message.to_ascii_lowercase().contains("limit reached") => Verdict::RateLimited,
         // A proxy's request timeout is a timeout like ours: the request may well pass next time.
@@ -296,6 +300,12 @@ impl Transport {
     /// after a rate-limit refusal at least one refill interval more.
     fn delay_after(&self, failure: &Failure, ceiling: Duration) -> Duration {
         match failure {
+            Failure::Transient(TransientCause::RateLimited { retry_after: Some(wait), .. }) => {
+                // Twenty said when: that long (the pacer holds every caller as long), and a little
+                // jitter so that the callers it held do not all go at once.
+                let spread = full_jitter(self.retry.base_delay.min(ceiling), jitter());
+                self.pacer.held_for().max(*wait).saturating_add(spread)
+            }
             Failure::Transient(cause) if cause.is_rate_limited() => {
                 // Without limits of our own, the server's refill interval is unknown: wait at least
                 // a second, Twenty's shortest window, rather than retrying at once.
@@ -330,12 +340,16 @@ impl Transport {
             Err(error) => return Err(self.transport_failure(method, url, error)),
         };
         let status = response.status();
+        let headers = response.headers().clone();
         let answer = match response.bytes().await {
             Ok(answer) => answer,
             Err(error) => return Err(self.transport_failure(method, url, error)),
         };
         self.update_stats(|stats| *stats.requests.entry(status.as_str().to_owned()).or_default() += 1);
         tracing::debug!(%method, url, status = status.as_u16(), bytes = answer.len(), "Twenty answered");
+        let error_body = (!status.is_success()).then_some(&answer[..]);
+        let signal = BudgetSignal::read(&headers, error_body, SystemTime::now());
+        self.learn(status, &signal);
 
         if status.is_success() {
             return serde_json::from_slice(&answer).map_err(|e| {
@@ -356,10 +370,47 @@ impl Transport {
         }
         let code = status.as_u16();
         Err(match classify(status, &message) {
-            Verdict::RateLimited => Failure::Transient(TransientCause::RateLimited { status: code, message }),
+            Verdict::RateLimited => Failure::Transient(TransientCause::RateLimited {
+                status: code,
+                message,
+                retry_after: signal.retry_after,
+            }),
+            Verdict::QuotaExhausted => Failure::Fatal(ClientError::QuotaExhausted {
+                method: method.clone(),
+                url: url.to_owned(),
+                retry_after: signal.retry_after.or(signal.reset_in).and_then(|wait| {
+                    chrono::Duration::from_std(wait).ok().map(|wait| chrono::Utc::now() + wait)
+                }),
+                message,
+            }),
             Verdict::Retry => Failure::Transient(TransientCause::Server { status: code, message }),
             Verdict::Success | Verdict::Fail => Failure::Fatal(refusal(method, code, url, message)),
         })
+    }
+
+    /// Teaches the pacer what an answer said of Twenty's budget: a wait (`Retry-After`, on a 429 or
+    /// a 503), the window's remainder (`X-RateLimit-*`, on any answer), and the budget a 429 states.
+    fn learn(&self, status: StatusCode, signal: &BudgetSignal) {
+        let code = status.as_u16();
+        if let Some(wait) = signal.retry_after
+            && matches!(code, 429 | 503)
+        {
+            self.pacer.hold_for(wait);
+        }
+        if let (Some(remaining), Some(reset_in)) = (signal.remaining, signal.reset_in)
+            && code != 402
+        {
+            self.pacer.observe_window(signal.limit, remaining, reset_in);
+        }
+        if let Some(stated) = signal.stated_limit
+            && code == 429
+        {
+            let paced = with_margin(&[stated]).remove(0);
+            if self.pacer.adopted() != Some(paced) {
+                tracing::info!(limit = %stated, "Twenty states the key's budget; pacing to it as well");
+                self.pacer.adopt(paced);
+            }
+        }
     }
 
     fn transport_failure(&self, method: &Method, url: &str, error: reqwest::Error) -> Failure {
@@ -435,7 +486,9 @@ mod tests {
     fn a_post_is_repeated_only_when_twenty_did_not_act() {
         let transient = |cause| Failure::Transient(cause);
         let server = || transient(TransientCause::Server { status: 500, message: String::new() });
-        let limited = || transient(TransientCause::RateLimited { status: 429, message: String::new() });
+        let limited = || {
+            transient(TransientCause::RateLimited { status: 429, message: String::new(), retry_after: None })
+        };
         let refused = || transient(TransientCause::Connection("refused".into()));
         let timeout = || transient(TransientCause::Timeout { after: ms(10) });
         let broken = || transient(TransientCause::Transport("reset".into()));
@@ -485,7 +538,11 @@ mod tests {
             settings.retry = RetryPolicy { max_attempts: 3, base_delay: ms(1), max_delay: ms(1) };
             Transport::new(&settings).unwrap()
         };
-        let limited = Failure::Transient(TransientCause::RateLimited { status: 429, message: String::new() });
+        let limited = Failure::Transient(TransientCause::RateLimited {
+            status: 429,
+            message: String::new(),
+            retry_after: None,
+        });
         let server = Failure::Transient(TransientCause::Server { status: 503, message: String::new() });
         // 100/min paced 1% under: a token every 606 ms.
         let paced = transport("100/min,100/s");
