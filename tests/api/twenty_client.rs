@@ -368,3 +368,81 @@ async fn a_body_that_is_not_twentys_is_reported() {
     assert!(wrong.to_string().contains("companies"), "{wrong}");
     assert_eq!(client.stats().retries, 0);
 }
+
+#[tokio::test]
+async fn retry_after_holds_the_retry_and_every_other_request() {
+    let fake = FakeTwenty::start().await;
+    fake.inject(Fault::RetryAfter(1), 1);
+    let mut settings = fast_settings(fake.url());
+    settings.rate_limits = generous_budget();
+    settings.retry.max_attempts = 1;
+    let client = TwentyClient::new(settings).unwrap();
+    let error = client.list_page("people", None, None, None).await.unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            ClientError::Exhausted { cause: TransientCause::RateLimited { retry_after: Some(_), .. }, .. }
+        ),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("asked to wait 1 s"), "{error}");
+    // Another kind of request, right after: it waits for the Retry-After too.
+    client.objects().await.unwrap();
+    let log = fake.requests();
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert!(log[1].at - log[0].at >= Duration::from_secs(1), "{:?}", log[1].at - log[0].at);
+
+    // With retries, the retry waits as long.
+    fake.inject(Fault::RetryAfter(1), 1);
+    let client = self::client(&fake);
+    fake.reset_requests();
+    client.list_page("people", None, None, None).await.unwrap();
+    let log = fake.requests();
+    assert_eq!(log.iter().map(|r| r.status).collect::<Vec<_>>(), [429, 200]);
+    assert!(log[1].at - log[0].at >= Duration::from_secs(1), "{:?}", log[1].at - log[0].at);
+}
+
+#[tokio::test]
+async fn a_key_budget_below_ours_yields_few_429s() {
+    let fake = FakeTwenty::start().await;
+    // 4 a second for this key, while the client thinks it may send 100 a second.
+    fake.set_key_limit(Some((4, 1)));
+    let mut settings = fast_settings(fake.url());
+    settings.rate_limits = vec![RateLimit::new(100, Duration::from_secs(1))];
+    let client = TwentyClient::new(settings).unwrap();
+    for _ in 0..14 {
+        client.list_page("people", None, None, None).await.unwrap();
+    }
+    let log = fake.requests();
+    let refused = log.iter().filter(|r| r.status == 429).count();
+    assert!(refused <= 1, "{refused} 429s: {:?}", log.iter().map(|r| r.status).collect::<Vec<_>>());
+    assert_eq!(log.len() - refused, 14);
+}
+
+#[tokio::test]
+async fn a_spent_quota_fails_at_once_and_says_when_to_try_again() {
+    let fake = FakeTwenty::start().await;
+    fake.set_quota(2, Some(3_600));
+    let client = client(&fake);
+    for _ in 0..2 {
+        client.list_page("people", None, None, None).await.unwrap();
+    }
+    let error = client.list_page("people", None, None, None).await.unwrap_err();
+    assert!(error.is_quota_exhausted() && !error.is_transient(), "{error:?}");
+    assert_eq!(error.status(), Some(402));
+    let retry_at = error.quota_retry_after().expect("Twenty said when");
+    let wait = retry_at - chrono::Utc::now();
+    assert!((3_590..=3_600).contains(&wait.num_seconds()), "{wait}");
+    let text = error.to_string();
+    assert!(text.contains("quota is exhausted") && text.contains("try again after"), "{text}");
+    assert_eq!(client.stats().requests, counts(&[("200", 2), ("402", 1)]));
+    assert_eq!(client.stats().retries, 0);
+
+    // Without a time, the message says so.
+    let fake = FakeTwenty::start().await;
+    fake.set_quota(0, None);
+    let error = self::client(&fake).objects().await.unwrap_err();
+    assert!(error.is_quota_exhausted() && error.quota_retry_after().is_none(), "{error:?}");
+    assert!(error.to_string().contains("did not say when"), "{error}");
+    assert_eq!(fake.request_count(), 1);
+}

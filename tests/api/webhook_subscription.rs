@@ -512,3 +512,24 @@ async fn serve_checks_the_subscription_of_public_url_in_the_background() {
     );
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn register_and_check_see_a_subscription_on_page_three() {
+    let fake = FakeTwenty::start().await;
+    let client = client(&fake);
+    for n in 0..4 {
+        add(&client, &format!("https://other.example.com/{n}"), &["*.*"], Some("x")).await;
+    }
+    let registered = subscription::register(&client, URL, None).await.unwrap();
+    assert_eq!(registered.action, Action::Created);
+    // Two a page: the mirror's subscription is alone on the third.
+    fake.set_webhook_list_paged(true);
+    fake.set_webhook_list_page_size(Some(2));
+    let fresh = self::client(&fake);
+    let again = subscription::register(&fresh, URL, None).await.unwrap();
+    assert_eq!(again.action, Action::Updated);
+    assert_eq!(fake.webhooks().len(), 5, "no second subscription");
+    assert!(subscription::check(&fresh, "https://mirror.example.com/").await.unwrap().passed());
+    let lists = fake.requests().iter().filter(|r| r.method == "GET" && r.path.ends_with("/webhooks")).count();
+    assert!(lists >= 6, "register and check each read the three pages: {lists}");
+}

@@ -1,16 +1,19 @@
-//! What stands between a request and its answer: token buckets for the rate limits, and the
-//! faults a test injects into record reads.
+//! What stands between a request and its answer: token buckets for the rate limits (older releases:
+//! no headers), a per-key limit as current releases answer it (fixed windows, `Retry-After` and
+//! `X-RateLimit-*` on every answer), a quota that runs out, and the faults a test injects.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
-use actix_web::http::header::CONTENT_TYPE;
+use actix_web::http::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
+use chrono::Utc;
+use serde_json::json;
 
-use super::Fault;
 use super::routes::{error, unauthorized};
 use super::state::State;
+use super::{FakeTwenty, Fault};
 
 /// A token bucket of capacity `limit`, refilled continuously at `limit / window`.
 pub(super) struct Bucket {
@@ -38,9 +41,130 @@ impl Bucket {
     }
 }
 
+/// A per-key limit of current releases: `limit` requests in each window of `window_secs` seconds,
+/// windows aligned to the Unix epoch so that `X-RateLimit-Reset` (epoch seconds) is exact.
+struct KeyLimit {
+    limit: u32,
+    window_secs: u64,
+    window: u64,
+    used: u32,
+}
+
+impl KeyLimit {
+    fn resets_at_ms(&self) -> i64 {
+        i64::try_from((self.window + 1) * self.window_secs * 1_000).unwrap_or(i64::MAX)
+    }
+
+    fn headers(&self) -> [(HeaderName, String); 3] {
+        [
+            (HeaderName::from_static("x-ratelimit-limit"), self.limit.to_string()),
+            (HeaderName::from_static("x-ratelimit-remaining"), (self.limit - self.used).to_string()),
+            (HeaderName::from_static("x-ratelimit-reset"), (self.resets_at_ms() / 1_000).to_string()),
+        ]
+    }
+}
+
+/// A quota that is spent after `allowed` requests: 402 from then on.
+struct Quota {
+    allowed: usize,
+    served: usize,
+    retry_after_secs: Option<u64>,
+}
+
+/// The per-key limit and the quota; neither is set by default.
+#[derive(Default)]
+pub(super) struct Usage {
+    key_limit: Option<KeyLimit>,
+    quota: Option<Quota>,
+}
+
+impl Usage {
+    /// Counts one request, or answers the 402 or the 429 it meets.
+    fn charge(&mut self) -> Option<HttpResponse> {
+        if let Some(quota) = &mut self.quota {
+            if quota.served >= quota.allowed {
+                let mut body = json!({"statusCode": 402, "error": "QUOTA_EXCEEDED",
+                    "messages": ["The workspace has used its API quota for this period"]});
+                let mut response = HttpResponse::PaymentRequired();
+                if let Some(secs) = quota.retry_after_secs {
+                    body["retryAfterSeconds"] = json!(secs);
+                    response.insert_header((RETRY_AFTER, secs.to_string()));
+                }
+                return Some(response.json(body));
+            }
+            quota.served += 1;
+        }
+        let limit = self.key_limit.as_mut()?;
+        let now_ms = Utc::now().timestamp_millis();
+        let window = u64::try_from(now_ms).unwrap_or(0) / 1_000 / limit.window_secs;
+        if window != limit.window {
+            limit.window = window;
+            limit.used = 0;
+        }
+        if limit.used < limit.limit {
+            limit.used += 1;
+            return None;
+        }
+        let wait_secs = (limit.resets_at_ms() - now_ms + 999) / 1_000;
+        let mut response = HttpResponse::TooManyRequests();
+        response.insert_header((RETRY_AFTER, wait_secs.to_string()));
+        for header in limit.headers() {
+            response.insert_header(header);
+        }
+        Some(response.json(rate_limited_body(limit.limit, limit.window_secs, wait_secs)))
+    }
+
+    /// `X-RateLimit-*` on every answer but a 402, as current releases send them.
+    pub(super) fn add_headers(&self, response: &mut HttpResponse) {
+        let Some(limit) = &self.key_limit else { return };
+        if response.status() == StatusCode::PAYMENT_REQUIRED {
+            return;
+        }
+        for (name, value) in limit.headers() {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
+        }
+    }
+}
+
+/// The body of a current release's 429.
+fn rate_limited_body(limit: u32, window_secs: u64, wait_secs: i64) -> serde_json::Value {
+    json!({
+        "statusCode": 429, "error": "RATE_LIMITED", "messages": ["Rate limit exceeded for this API key"],
+        "limitKind": "RATE", "scope": {"spenderType": "API_KEY", "spenderId": "fake-key", "operationType": "ALL"},
+        "limit": limit, "remaining": 0, "periodCount": window_secs, "periodUnit": "SECOND",
+        "retryAfterSeconds": wait_secs,
+    })
+}
+
+impl FakeTwenty {
+    /// A per-key limit as current releases enforce it: `limit` requests per window of `window_secs`
+    /// seconds (fixed windows), `X-RateLimit-*` on every answer, and over it a 429 with
+    /// `Retry-After` and the structured body. `None` removes it. Independent of the token buckets.
+    pub fn set_key_limit(&self, limit: Option<(u32, u64)>) {
+        self.lock().usage.key_limit = limit.map(|(limit, window_secs)| KeyLimit {
+            limit,
+            window_secs: window_secs.max(1),
+            window: 0,
+            used: 0,
+        });
+    }
+
+    /// After `allowed` more authenticated requests, every request answers 402 (the workspace's quota
+    /// is spent), with `Retry-After` and `retryAfterSeconds` when `retry_after_secs` is given.
+    pub fn set_quota(&self, allowed: usize, retry_after_secs: Option<u64>) {
+        self.lock().usage.quota = Some(Quota { allowed, served: 0, retry_after_secs });
+    }
+}
+
 impl State {
-    /// Takes a token from every bucket, or answers the over-the-limit response.
+    /// Meets the quota and the per-key limit, then takes a token from every bucket, or answers the
+    /// over-the-limit response.
     pub(super) fn throttle(&mut self) -> Option<HttpResponse> {
+        if let Some(refusal) = self.usage.charge() {
+            return Some(refusal);
+        }
         let now = Instant::now();
         for bucket in &mut self.buckets {
             bucket.refill(now);
@@ -89,6 +213,16 @@ pub(super) fn fault_response(fault: &Fault) -> HttpResponse {
         Fault::Status(401) => unauthorized(),
         Fault::Status(429) => {
             error(429, "TooManyRequestsException", "Limit reached (100 tokens per 60000 ms)")
+        }
+        &Fault::RetryAfter(secs) => {
+            let wait = i64::try_from(secs).unwrap_or(i64::MAX);
+            let reset = Utc::now().timestamp() + wait;
+            HttpResponse::TooManyRequests()
+                .insert_header((RETRY_AFTER, secs.to_string()))
+                .insert_header(("x-ratelimit-limit", "100"))
+                .insert_header(("x-ratelimit-remaining", "0"))
+                .insert_header(("x-ratelimit-reset", reset.to_string()))
+                .json(rate_limited_body(100, 60, wait))
         }
         Fault::LimitReached400 => {
             error(400, "BadRequestException", "Limit reached (100 tokens per 60000 ms)")

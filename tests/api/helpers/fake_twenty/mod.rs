@@ -60,6 +60,9 @@ pub enum Fault {
     Status(u16),
     /// HTTP 400 "Limit reached …", as older releases answered a rate-limited request.
     LimitReached400,
+    /// HTTP 429 as current releases send it: `Retry-After` of this many seconds, `X-RateLimit-*`
+    /// and the structured body with `retryAfterSeconds`.
+    RetryAfter(u64),
     /// The correct answer, but only after this delay.
     Delay(Duration),
     /// HTTP 200 with this body instead of the data, as a proxy, a login page or another server at

@@ -17,7 +17,8 @@ use super::{FakeTwenty, Fault, LoggedRequest};
 
 pub(super) async fn dispatch(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -> HttpResponse {
     let at = Instant::now();
-    let response = route(&req, &body, &shared).await;
+    let mut response = route(&req, &body, &shared).await;
+    lock(&shared).usage.add_headers(&mut response);
     lock(&shared).requests.push(LoggedRequest {
         method: req.method().to_string(),
         path: req.path().to_owned(),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 
-use super::limits::Bucket;
+use super::limits::{Bucket, Usage};
 use super::metadata::ObjectMeta;
 use super::values::{format_ms, parse_timestamp, uuid_from};
 use super::{Fault, LoggedRequest, MetadataShape};
@@ -35,6 +35,7 @@ pub(super) struct State {
     pub(super) webhook_faults: VecDeque<(Fault, usize)>,
     pub(super) legacy_webhooks_path: bool,
     pub(super) buckets: Vec<Bucket>,
+    pub(super) usage: Usage,
     pub(super) limit_reached_as_400: bool,
     pub(super) faults: VecDeque<(Fault, usize)>,
     pub(super) fail_always: Option<Fault>,
@@ -57,6 +58,7 @@ impl State {
             webhook_faults: VecDeque::new(),
             legacy_webhooks_path: false,
             buckets: Vec::new(),
+            usage: Usage::default(),
             limit_reached_as_400: false,
             faults: VecDeque::new(),
             fail_always: None,
