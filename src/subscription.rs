@@ -38,8 +38,9 @@ pub enum SubscriptionError {
     List(ClientError),
     #[error("creating the webhook subscription failed: {cause}{}", retry_advice(.cause))]
     Create { cause: ClientError },
+    /// Boxed: with the id beside it, the error would make every `Result` of this module large.
     #[error("updating webhook subscription {id} failed: {cause}")]
-    Update { id: String, cause: ClientError },
+    Update { id: String, cause: Box<ClientError> },
 }
 
 fn retry_advice(error: &ClientError) -> &'static str {
@@ -189,10 +190,9 @@ pub async fn register(
     };
     let (action, subscription) = match first {
         Some(found) => {
-            let updated = client
-                .update_subscription(&found.id, &fields)
-                .await
-                .map_err(|cause| SubscriptionError::Update { id: found.id.clone(), cause })?;
+            let updated = client.update_subscription(&found.id, &fields).await.map_err(|cause| {
+                SubscriptionError::Update { id: found.id.clone(), cause: Box::new(cause) }
+            })?;
             (Action::Updated, updated)
         }
         None => (
