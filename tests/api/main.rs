@@ -15,6 +15,7 @@ mod faults;
 mod hostile_input;
 mod logs;
 mod operators;
+mod paged_metadata;
 mod reconcile;
 mod resilience;
 mod twenty_client;
