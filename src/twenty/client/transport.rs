@@ -7,7 +7,7 @@
 //! the wait, and reports each retry to the log and the stats. The wait is ours, because backon's
 //! jitter adds up to one more delay on top of the ceiling where we want "full jitter" (a delay drawn
 //! below it), and because after a 429 it must be at least one refill interval of our slowest limit,
-//! which only the pacer knows (the place where `Retry-After` will come in).
+//! which only the pacer knows, or as long as `Retry-After` says.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
