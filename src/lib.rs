@@ -10,6 +10,7 @@ pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod mirror;
+pub mod query;
 pub mod replay;
 pub mod subscription;
 pub mod sync;

@@ -5,6 +5,7 @@
 
 pub mod change;
 mod postgres;
+pub mod read;
 pub mod rule;
 mod sqlite;
 pub mod sync;
