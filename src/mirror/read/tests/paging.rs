@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use sqlx::Row as _;
 
 use super::{Db, OBJECT, fixture, id_of, nth, record, schema, seeded};
-use crate::mirror::read::{Bind, Dialect, Listing, Statement, page_statement};
+use crate::mirror::read::{Bind, Dialect, Listing, Statement, count_statement, page_statement};
 use crate::query::{Direction, ListParams, ListQuery, parse_list};
 
 /// A sort value as the test computes it from the record itself.
@@ -260,11 +260,13 @@ async fn plan(db: &Db, statement: &Statement) -> String {
             rows.iter().map(|row| row.get::<String, _>(3)).collect::<Vec<_>>().join("\n")
         }
         Db::Postgres { pool, .. } => {
-            let mut connection = pool.acquire().await.unwrap();
             // A handful of rows: left to itself the planner rightly reads the table and sorts it.
-            // Discouraged from both, it shows whether an index serves the page.
-            for setting in ["SET enable_seqscan = off", "SET enable_sort = off"] {
-                sqlx::query(setting).execute(&mut *connection).await.unwrap();
+            // Discouraged from both (for this transaction only), it shows whether an index serves.
+            // Statistics and a visibility map, as autovacuum keeps them.
+            sqlx::query("VACUUM ANALYZE twenty_records").execute(pool).await.unwrap();
+            let mut transaction = pool.begin().await.unwrap();
+            for setting in ["SET LOCAL enable_seqscan = off", "SET LOCAL enable_sort = off"] {
+                sqlx::query(setting).execute(&mut *transaction).await.unwrap();
             }
             let sql = explain("EXPLAIN");
             let mut query = sqlx::query(&sql);
@@ -276,7 +278,7 @@ async fn plan(db: &Db, statement: &Statement) -> String {
                     other => panic!("no such bind in these statements: {other:?}"),
                 };
             }
-            let rows = query.fetch_all(&mut *connection).await.unwrap();
+            let rows = query.fetch_all(&mut *transaction).await.unwrap();
             rows.iter().map(|row| row.get::<String, _>(0)).collect::<Vec<_>>().join("\n")
         }
     }
@@ -313,6 +315,17 @@ async fn pages_and_filters_on_system_fields_use_indexes() {
                 &["twenty_records_read_updated_at"],
             ),
         ];
+        // `totalCount` of the live records reads the deletedAt index alone.
+        let count = plan(&db, &count_statement(dialect, OBJECT, &parse(&[]))).await;
+        let covering = [
+            "USING COVERING INDEX twenty_records_read_deleted_at",
+            "Index Only Scan using twenty_records_read_deleted_at",
+        ];
+        assert!(
+            covering.iter().any(|c| count.contains(c)),
+            "{}: the count reads rows:\n{count}",
+            db.backend()
+        );
         for (params, indexes) in cases {
             let first = parse(params);
             let listing = db.list(&first).await;
