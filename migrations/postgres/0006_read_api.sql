@@ -1,14 +1,10 @@
--- The read API (GET /rest/{plural}) pages by keyset in Twenty's orderings. Its filters and
--- orderings on id, createdAt, updatedAt and deletedAt use the indexes below; the id column ends each
--- of them, as it ends every ordering. Ids and text compare by code point (COLLATE "C") whatever the
--- database's collation, as Twenty's do.
+-- Indexes and a function for the read API (src/mirror/read/): keyset pages and filters on id,
+-- createdAt, updatedAt and deletedAt. Text compares by code point (COLLATE "C"), as in Twenty.
 
--- A date-time of a record's data as the fixed-width text 2026-09-21T10:15:30.412Z (UTC, to the
--- millisecond), so that text order is time order; NULL for anything else. Twenty writes every
--- timestamp that way, and the first branch returns those as they are; older releases sent
--- microseconds and +00:00 offsets, which the second converts. Both are immutable (an explicit
--- offset makes the conversion independent of the session's time zone), so an index may hold the
--- result, and this function stays inlinable, costing a regular expression per row.
+-- A date-time of the data as fixed-width UTC text to the millisecond (text order is time order),
+-- NULL when it is none: a day that does not exist or an offset out of range must not fail every
+-- read of the object. Immutable, so an index may hold it: the offset is always explicit, so the
+-- session's time zone plays no part. Older releases sent microseconds and +00:00 offsets.
 CREATE FUNCTION twenty_mirror_instant_slow(value text) RETURNS text
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 BEGIN
@@ -17,28 +13,24 @@ BEGIN
     END IF;
     RETURN to_char(date_trunc('milliseconds', value::timestamptz) AT TIME ZONE 'UTC',
                    'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"');
-EXCEPTION
-    -- A day that does not exist (2026-02-30), a year 0000, an offset out of range: not a date-time,
-    -- and never an error that would fail every read of the object.
-    WHEN invalid_datetime_format OR datetime_field_overflow OR invalid_time_zone_displacement_value THEN
-        RETURN NULL;
+EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR invalid_time_zone_displacement_value THEN
+    RETURN NULL;
 END
 $$;
 
+-- Twenty's own format (2026-09-21T10:15:30.412Z) passes as it is. Inlinable (a SQL expression of
+-- immutable parts), so a page pays a regular expression per row, not a function call.
 CREATE FUNCTION twenty_mirror_instant(value text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE
-        WHEN value ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$' THEN value
-        ELSE twenty_mirror_instant_slow(value)
-    END
+    SELECT CASE WHEN value ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$' THEN value
+        ELSE twenty_mirror_instant_slow(value) END
 $$;
 
--- Partial: the read API never returns a destroyed record, so tombstones stay out of its indexes,
--- and counting the live records of an object reads the deletedAt index alone.
+-- Partial: the read API never returns destroyed rows. id ends each index, as it ends every
+-- ordering; NULLS FIRST serves the default direction, AscNullsFirst, read forward.
 CREATE INDEX twenty_records_read_id ON twenty_records (object, id COLLATE "C") WHERE destroyed_at IS NULL;
 CREATE INDEX twenty_records_read_updated_at ON twenty_records (object, updated_at, id COLLATE "C")
     WHERE destroyed_at IS NULL;
--- NULLS FIRST: the default direction, AscNullsFirst, reads it forward.
 CREATE INDEX twenty_records_read_deleted_at ON twenty_records (object, deleted_at NULLS FIRST, id COLLATE "C")
     WHERE destroyed_at IS NULL;
 CREATE INDEX twenty_records_read_created_at

@@ -99,6 +99,8 @@ pub fn page_statement(dialect: Dialect, object: &str, query: &ListQuery) -> Page
         }
         let direction = if backward { key.direction.reversed() } else { key.direction };
         b.sort(&key.leaf);
+        // No NULLS clause on a column that is never null: PostgreSQL matches an ordering to an
+        // index by it, and its indexes keep the default (ASC NULLS LAST, read backward for DESC).
         b.push(match (direction, key.leaf.kind().is_nullable()) {
             (Direction::AscNullsFirst | Direction::AscNullsLast, false) => " ASC",
             (Direction::DescNullsFirst | Direction::DescNullsLast, false) => " DESC",

@@ -345,3 +345,28 @@ async fn pages_and_filters_on_system_fields_use_indexes() {
         }
     }
 }
+
+#[test]
+fn a_keyset_on_never_null_columns_is_one_row_comparison() {
+    let first = parse(&[("order_by", "updatedAt")]);
+    let listing_cursor =
+        crate::query::cursor::encode(&first.order, &[json!("2026-02-01T00:00:01.000Z"), json!("x")]);
+    let query = parse(&[("order_by", "updatedAt"), ("starting_after", &listing_cursor)]);
+    let sqlite = page_statement(Dialect::Sqlite, OBJECT, &query).statement;
+    assert!(sqlite.sql.contains("((updated_at, id) > (?2, ?3))"), "{}", sqlite.sql);
+    assert_eq!(sqlite.binds[1], Bind::Text("2026-02-01T00:00:01.000Z".into()));
+    let postgres = page_statement(Dialect::Postgres, OBJECT, &query).statement;
+    assert!(postgres.sql.contains(r#"((updated_at, id COLLATE "C") > ($2, $3))"#), "{}", postgres.sql);
+    assert!(
+        postgres.sql.ends_with(r#"ORDER BY updated_at ASC, id COLLATE "C" ASC LIMIT $4"#),
+        "{}",
+        postgres.sql
+    );
+    let backward = parse(&[("order_by", "updatedAt"), ("ending_before", &listing_cursor)]);
+    let sqlite = page_statement(Dialect::Sqlite, OBJECT, &backward).statement;
+    assert!(
+        sqlite.sql.contains("((updated_at, id) < (?2, ?3)) ORDER BY updated_at DESC, id DESC"),
+        "{}",
+        sqlite.sql
+    );
+}
