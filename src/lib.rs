@@ -13,6 +13,7 @@ pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod mirror;
+pub mod query;
 pub mod shutdown;
 pub mod subscription;
 pub mod sync;

@@ -10,6 +10,7 @@ mod backend;
 mod error;
 mod model;
 mod postgres;
+pub mod read;
 mod rows;
 pub mod rule;
 mod sqlite;

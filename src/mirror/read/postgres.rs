@@ -1,0 +1,101 @@
+//! The read API on PostgreSQL.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::Value;
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::{PgPool, Postgres, Row as _};
+
+use super::sql::{Bind, Dialect, KeyType, Statement, count_statement, page_statement};
+use super::{Listing, Page, Row, assemble, number_value};
+use crate::mirror::StoreError;
+use crate::mirror::error::Context;
+use crate::query::ListQuery;
+
+type Query<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
+
+fn prepare(statement: &Statement) -> Query<'_> {
+    let mut query = sqlx::query(&statement.sql);
+    for bind in &statement.binds {
+        query = match bind {
+            Bind::Text(text) => query.bind(text.as_str()),
+            Bind::Real(number) => query.bind(*number),
+            Bind::Integer(number) => query.bind(*number),
+            Bind::Boolean(b) => query.bind(*b),
+            Bind::Instant(at) => query.bind(*at),
+            Bind::TextArray(values) => query.bind(values.as_slice()),
+        };
+    }
+    query
+}
+
+/// A page of the records of `object` that `query` selects, with its cursors.
+pub async fn page(pool: &PgPool, object: &str, query: &ListQuery) -> Result<Page, StoreError> {
+    let statement = page_statement(Dialect::Postgres, object, query);
+    let rows = prepare(&statement.statement).fetch_all(pool).await.context("reading a page of records")?;
+    let rows = rows.iter().map(|row| decode(row, &statement.keys)).collect::<Result<_, _>>()?;
+    Ok(assemble(query, rows))
+}
+
+/// How many records the filter selects, whatever the cursor.
+pub async fn count(pool: &PgPool, object: &str, query: &ListQuery) -> Result<i64, StoreError> {
+    let statement = count_statement(Dialect::Postgres, object, query);
+    prepare(&statement).fetch_one(pool).await.and_then(|row| row.try_get(0)).context("counting records")
+}
+
+/// A page and its `totalCount`.
+pub async fn list(pool: &PgPool, object: &str, query: &ListQuery) -> Result<Listing, StoreError> {
+    Ok(Listing { page: page(pool, object, query).await?, total_count: count(pool, object, query).await? })
+}
+
+/// One live record's data (neither soft-deleted nor destroyed), as `GET /rest/{plural}/{id}` sees it.
+pub async fn record(pool: &PgPool, object: &str, id: &str) -> Result<Option<String>, StoreError> {
+    sqlx::query_scalar(
+        "SELECT data::text FROM twenty_records \
+         WHERE object = $1 AND id = $2 AND deleted_at IS NULL AND destroyed_at IS NULL",
+    )
+    .bind(object)
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+    .context("reading a record")
+}
+
+/// The live records of `object` among `ids`, as `(id, data)`, in no particular order: the targets
+/// of a page's many-to-one relations.
+pub async fn records_by_ids(
+    pool: &PgPool,
+    object: &str,
+    ids: &[String],
+) -> Result<Vec<(String, String)>, StoreError> {
+    sqlx::query_as(
+        "SELECT id, data::text FROM twenty_records \
+         WHERE object = $1 AND id = ANY($2) AND deleted_at IS NULL AND destroyed_at IS NULL",
+    )
+    .bind(object)
+    .bind(ids)
+    .fetch_all(pool)
+    .await
+    .context("reading related records")
+}
+
+fn decode(row: &PgRow, keys: &[KeyType]) -> Result<Row, StoreError> {
+    let id: String = row.try_get(0).context("reading a record's id")?;
+    let data: String = row.try_get(1).context("reading a record's data")?;
+    let keys = keys
+        .iter()
+        .enumerate()
+        .map(|(i, key)| {
+            let column = i + 2;
+            Ok(match key {
+                KeyType::Text => row.try_get::<Option<String>, _>(column)?.map_or(Value::Null, Value::from),
+                KeyType::Number => row.try_get::<Option<f64>, _>(column)?.map_or(Value::Null, number_value),
+                KeyType::Boolean => row.try_get::<Option<bool>, _>(column)?.map_or(Value::Null, Value::from),
+                KeyType::Instant => row
+                    .try_get::<Option<DateTime<Utc>>, _>(column)?
+                    .map_or(Value::Null, |at| Value::from(at.to_rfc3339_opts(SecondsFormat::Millis, true))),
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .context("reading a record's sort keys")?;
+    Ok(Row { id, data, keys })
+}

@@ -1,0 +1,655 @@
+//! SQL text for the read API, built from a parsed query. Every value from the request is a bound
+//! parameter; the only names written into the text are field paths that the object's schema
+//! resolved (identifiers, by construction of [`Leaf`]).
+
+use std::collections::HashMap;
+use std::fmt::Write;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::query::{
+    Comparison, Direction, Leaf, LeafKind, LikePattern, LikePiece, ListQuery, Position, Predicate, Scalar,
+    SortKey,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// A bound parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bind {
+    Text(String),
+    Real(f64),
+    Integer(i64),
+    Boolean(bool),
+    Instant(DateTime<Utc>),
+    /// PostgreSQL's `text[]`.
+    TextArray(Vec<String>),
+}
+
+/// A statement and its parameters, `$1…` on PostgreSQL and `?1…` on SQLite.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    pub sql: String,
+    pub binds: Vec<Bind>,
+}
+
+/// How a selected sort key is read back, to make the page's cursors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    Text,
+    Number,
+    Boolean,
+    Instant,
+}
+
+impl KeyType {
+    fn of(kind: &LeafKind) -> KeyType {
+        match kind {
+            LeafKind::Number => KeyType::Number,
+            LeafKind::Boolean => KeyType::Boolean,
+            LeafKind::UpdatedAt | LeafKind::DeletedAt => KeyType::Instant,
+            // A date-time of the data is computed as the fixed-width text a cursor holds.
+            LeafKind::DateTime
+            | LeafKind::Id
+            | LeafKind::Text { .. }
+            | LeafKind::Date
+            | LeafKind::Enum { .. }
+            | LeafKind::Array { .. }
+            | LeafKind::Json => KeyType::Text,
+        }
+    }
+}
+
+/// The statement of one page: it selects `id`, `data` (as text) and then each sort key's value,
+/// and reads `limit + 1` rows, in reverse order for a backward page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageStatement {
+    pub statement: Statement,
+    pub keys: Vec<KeyType>,
+}
+
+/// The fixed-width text SQLite stores timestamps as, and date-times of the data are compared as.
+pub(crate) fn sqlite_timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// One page of the records of `object` that `query` selects.
+pub fn page_statement(dialect: Dialect, object: &str, query: &ListQuery) -> PageStatement {
+    let mut b = Builder::new(dialect);
+    let backward = matches!(query.position, Position::Before(_));
+    b.push(if dialect == Dialect::Postgres { "SELECT id, data::text" } else { "SELECT id, data" });
+    for key in &query.order {
+        b.push(", ");
+        b.value(&key.leaf);
+    }
+    b.push(" FROM twenty_records WHERE ");
+    b.scope(object, query);
+    if let Position::After(values) | Position::Before(values) = &query.position {
+        b.push(" AND ");
+        b.keyset(&query.order, values, backward);
+    }
+    b.push(" ORDER BY ");
+    for (i, key) in query.order.iter().enumerate() {
+        if i > 0 {
+            b.push(", ");
+        }
+        let direction = if backward { key.direction.reversed() } else { key.direction };
+        b.sort(&key.leaf);
+        // No NULLS clause on a column that is never null: PostgreSQL matches an ordering to an
+        // index by it, and its indexes keep the default (ASC NULLS LAST, read backward for DESC).
+        b.push(match (direction, key.leaf.kind().is_nullable()) {
+            (Direction::AscNullsFirst | Direction::AscNullsLast, false) => " ASC",
+            (Direction::DescNullsFirst | Direction::DescNullsLast, false) => " DESC",
+            (Direction::AscNullsFirst, true) => " ASC NULLS FIRST",
+            (Direction::AscNullsLast, true) => " ASC NULLS LAST",
+            (Direction::DescNullsFirst, true) => " DESC NULLS FIRST",
+            (Direction::DescNullsLast, true) => " DESC NULLS LAST",
+        });
+    }
+    b.push(" LIMIT ");
+    let limit = i64::try_from(query.limit).unwrap_or(i64::MAX).saturating_add(1);
+    let index = b.bind(Bind::Integer(limit));
+    b.param(index);
+    let keys = query.order.iter().map(|key| KeyType::of(key.leaf.kind())).collect();
+    PageStatement { statement: b.finish(), keys }
+}
+
+/// The number of records the filter selects, whatever the cursor: `totalCount`.
+pub fn count_statement(dialect: Dialect, object: &str, query: &ListQuery) -> Statement {
+    let mut b = Builder::new(dialect);
+    b.push("SELECT COUNT(*) FROM twenty_records WHERE ");
+    b.scope(object, query);
+    b.finish()
+}
+
+struct Builder {
+    dialect: Dialect,
+    sql: String,
+    binds: Vec<Bind>,
+    /// The parameters holding each `SELECT` field's options, bound once per statement.
+    options: HashMap<Vec<String>, Vec<usize>>,
+}
+
+impl Builder {
+    fn new(dialect: Dialect) -> Self {
+        Builder { dialect, sql: String::with_capacity(512), binds: Vec::new(), options: HashMap::new() }
+    }
+
+    fn finish(self) -> Statement {
+        Statement { sql: self.sql, binds: self.binds }
+    }
+
+    fn push(&mut self, text: &str) {
+        self.sql.push_str(text);
+    }
+
+    fn is_postgres(&self) -> bool {
+        self.dialect == Dialect::Postgres
+    }
+
+    /// Adds a parameter; returns its number.
+    fn bind(&mut self, bind: Bind) -> usize {
+        self.binds.push(bind);
+        self.binds.len()
+    }
+
+    /// Writes a reference to parameter `index`.
+    fn param(&mut self, index: usize) {
+        let sigil = if self.is_postgres() { '$' } else { '?' };
+        let _ = write!(self.sql, "{sigil}{index}");
+    }
+
+    /// The object, the life cycle and the filter: the rows a listing ranges over.
+    fn scope(&mut self, object: &str, query: &ListQuery) {
+        self.push("object = ");
+        let index = self.bind(Bind::Text(object.to_owned()));
+        self.param(index);
+        self.push(" AND destroyed_at IS NULL");
+        if !query.include_soft_deleted {
+            self.push(" AND deleted_at IS NULL");
+        }
+        if let Some(filter) = &query.filter {
+            self.push(" AND ");
+            self.predicate(filter);
+        }
+    }
+
+    /// A `'$.a.b'` JSON path or a PostgreSQL `->` chain. The segments are identifiers.
+    fn json(&mut self, path: &[String], as_text: bool) {
+        if self.is_postgres() {
+            self.push("(data");
+            for (i, segment) in path.iter().enumerate() {
+                let last = i + 1 == path.len();
+                self.push(if last && as_text { "->>'" } else { "->'" });
+                self.push(segment);
+                self.push("'");
+            }
+            self.push(")");
+        } else {
+            self.push(if as_text { "json_extract(data, '$" } else { "json_type(data, '$" });
+            for segment in path {
+                self.push(".");
+                self.push(segment);
+            }
+            self.push("')");
+        }
+    }
+
+    /// The leaf's value, typed: what a comparison with a coerced value and a cursor use.
+    fn value(&mut self, leaf: &Leaf) {
+        let path = leaf.path();
+        match (leaf.kind(), self.dialect) {
+            (LeafKind::Id, _) => self.push("id"),
+            (LeafKind::UpdatedAt, _) => self.push("updated_at"),
+            (LeafKind::DeletedAt, _) => self.push("deleted_at"),
+            (LeafKind::Text { .. } | LeafKind::Date | LeafKind::Enum { .. }, Dialect::Sqlite) => {
+                // A value of another JSON type still compares, and reads back, as text.
+                self.push("CAST(");
+                self.json(path, true);
+                self.push(" AS TEXT)");
+            }
+            (
+                LeafKind::Text { .. }
+                | LeafKind::Date
+                | LeafKind::Enum { .. }
+                | LeafKind::Array { .. }
+                | LeafKind::Json,
+                _,
+            ) => self.json(path, true),
+            (LeafKind::Number, Dialect::Postgres) => {
+                // Numbers, and integer strings (Twenty's NUMERIC and amountMicros may come as
+                // strings); out of float8's range or of another type, NULL rather than an error.
+                self.push("(CASE jsonb_typeof(");
+                self.json(path, false);
+                self.push(") WHEN 'number' THEN CASE WHEN abs(");
+                self.json(path, false);
+                self.push("::numeric) <= 1e300 THEN ");
+                self.json(path, false);
+                self.push("::float8 END WHEN 'string' THEN CASE WHEN ");
+                self.json(path, true);
+                self.push(" ~ '^-?[0-9]{1,18}$' THEN ");
+                self.json(path, true);
+                self.push("::float8 END END)");
+            }
+            (LeafKind::Number, Dialect::Sqlite) => {
+                self.push("CAST(CASE ");
+                self.json(path, false);
+                self.push(" WHEN 'integer' THEN ");
+                self.json(path, true);
+                self.push(" WHEN 'real' THEN CASE WHEN abs(");
+                self.json(path, true);
+                self.push(") <= 1e300 THEN ");
+                self.json(path, true);
+                self.push(" END WHEN 'text' THEN CASE WHEN (");
+                self.json(path, true);
+                self.push(" GLOB '[0-9]*' OR ");
+                self.json(path, true);
+                self.push(" GLOB '-[0-9]*') AND substr(");
+                self.json(path, true);
+                self.push(", 2) NOT GLOB '*[^0-9]*' AND length(");
+                self.json(path, true);
+                self.push(") - (");
+                self.json(path, true);
+                self.push(" GLOB '-*') <= 18 THEN ");
+                self.json(path, true);
+                self.push(" END END AS REAL)");
+            }
+            (LeafKind::Boolean, Dialect::Postgres) => {
+                self.push("(CASE WHEN jsonb_typeof(");
+                self.json(path, false);
+                self.push(") = 'boolean' THEN ");
+                self.json(path, false);
+                self.push("::boolean END)");
+            }
+            (LeafKind::Boolean, Dialect::Sqlite) => {
+                self.push("(CASE ");
+                self.json(path, false);
+                self.push(" WHEN 'true' THEN 1 WHEN 'false' THEN 0 END)");
+            }
+            // The same expressions as the createdAt indexes of migration 0006, so that they serve.
+            (LeafKind::DateTime, Dialect::Postgres) => {
+                self.push("twenty_mirror_instant(");
+                self.json(path, true);
+                self.push(")");
+            }
+            (LeafKind::DateTime, Dialect::Sqlite) => {
+                self.push("strftime('%Y-%m-%dT%H:%M:%fZ', ");
+                self.json(path, true);
+                self.push(")");
+            }
+        }
+    }
+
+    /// What comparisons and the ordering use: text by code point, a `SELECT` by its option's
+    /// position (a value that is no longer an option after every option).
+    fn sort(&mut self, leaf: &Leaf) {
+        match leaf.kind() {
+            LeafKind::Id | LeafKind::Text { .. } | LeafKind::Date | LeafKind::DateTime
+                if self.is_postgres() =>
+            {
+                self.value(leaf);
+                self.push(" COLLATE \"C\"");
+            }
+            LeafKind::Enum { options } => {
+                let params = match self.options.get(leaf.path()) {
+                    Some(params) => params.clone(),
+                    None => {
+                        let params: Vec<usize> =
+                            options.iter().map(|option| self.bind(Bind::Text(option.clone()))).collect();
+                        self.options.insert(leaf.path().to_vec(), params.clone());
+                        params
+                    }
+                };
+                self.push("(CASE WHEN ");
+                self.value(leaf);
+                self.push(" IS NULL THEN NULL");
+                for (position, param) in params.iter().enumerate() {
+                    self.push(" WHEN ");
+                    self.value(leaf);
+                    self.push(" = ");
+                    self.param(*param);
+                    let _ = write!(self.sql, " THEN {position}");
+                }
+                let _ = write!(self.sql, " ELSE {} END)", params.len());
+            }
+            _ => self.value(leaf),
+        }
+    }
+
+    /// Binds a coerced value in the leaf's sort domain.
+    fn bind_sort(&mut self, leaf: &Leaf, value: &Scalar) -> usize {
+        let bind = match (leaf.kind(), value) {
+            (LeafKind::Enum { options }, Scalar::Text(text)) => {
+                let position = options.iter().position(|option| option == text).unwrap_or(options.len());
+                Bind::Integer(i64::try_from(position).unwrap_or(i64::MAX))
+            }
+            (kind, scalar) => self.scalar_bind(kind, scalar),
+        };
+        self.bind(bind)
+    }
+
+    /// Binds a coerced value for a comparison with the leaf's value.
+    fn scalar_bind(&self, kind: &LeafKind, value: &Scalar) -> Bind {
+        match (value, self.dialect) {
+            (Scalar::Instant(at), _) if kind == &LeafKind::DateTime => Bind::Text(sqlite_timestamp(*at)),
+            (Scalar::Text(text), _) => Bind::Text(text.clone()),
+            (Scalar::Number(number), _) => Bind::Real(*number),
+            (Scalar::Boolean(b), Dialect::Postgres) => Bind::Boolean(*b),
+            (Scalar::Boolean(b), Dialect::Sqlite) => Bind::Integer(i64::from(*b)),
+            (Scalar::Instant(at), Dialect::Postgres) => Bind::Instant(*at),
+            (Scalar::Instant(at), Dialect::Sqlite) => Bind::Text(sqlite_timestamp(*at)),
+        }
+    }
+
+    fn predicate(&mut self, predicate: &Predicate) {
+        match predicate {
+            Predicate::And(items) => self.junction(items, " AND ", "(1 = 1)"),
+            Predicate::Or(items) => self.junction(items, " OR ", "(1 = 0)"),
+            Predicate::Not(item) => {
+                self.push("(NOT ");
+                self.predicate(item);
+                self.push(")");
+            }
+            Predicate::Compare { leaf, comparison, value } => self.compare(leaf, *comparison, value),
+            Predicate::In { leaf, values } => self.is_in(leaf, values),
+            Predicate::IsNull { leaf, null } => {
+                self.push("(");
+                self.value(leaf);
+                match (leaf.kind(), null) {
+                    (LeafKind::Text { empty_is_null: true }, true) => {
+                        self.push(" IS NULL OR ");
+                        self.value(leaf);
+                        self.push(" = '')");
+                    }
+                    (_, true) => self.push(" IS NULL)"),
+                    (_, false) => self.push(" IS NOT NULL)"),
+                }
+            }
+            Predicate::ContainsAny { leaf, values } => self.contains_any(leaf, values),
+            Predicate::Like { leaf, pattern, case_insensitive } => {
+                self.like(leaf, pattern, *case_insensitive)
+            }
+        }
+    }
+
+    fn junction(&mut self, items: &[Predicate], separator: &str, empty: &str) {
+        if items.is_empty() {
+            return self.push(empty);
+        }
+        self.push("(");
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                self.push(separator);
+            }
+            self.predicate(item);
+        }
+        self.push(")");
+    }
+
+    fn compare(&mut self, leaf: &Leaf, comparison: Comparison, value: &Scalar) {
+        let operator = match comparison {
+            Comparison::Eq => " = ",
+            Comparison::Neq => " <> ",
+            Comparison::Gt => " > ",
+            Comparison::Gte => " >= ",
+            Comparison::Lt => " < ",
+            Comparison::Lte => " <= ",
+        };
+        let empty_text = matches!(value, Scalar::Text(text) if text.is_empty());
+        if comparison == Comparison::Eq
+            && empty_text
+            && leaf.kind() == &(LeafKind::Text { empty_is_null: true })
+        {
+            // Twenty's rule: `eq:""` matches the empty text and null alike.
+            self.push("(");
+            self.value(leaf);
+            self.push(" = '' OR ");
+            self.value(leaf);
+            return self.push(" IS NULL)");
+        }
+        self.push("(");
+        let index = if matches!(leaf.kind(), LeafKind::Enum { .. })
+            && matches!(comparison, Comparison::Eq | Comparison::Neq)
+        {
+            self.value(leaf);
+            let bind = self.scalar_bind(leaf.kind(), value);
+            self.bind(bind)
+        } else {
+            self.sort(leaf);
+            self.bind_sort(leaf, value)
+        };
+        self.push(operator);
+        self.param(index);
+        self.push(")");
+    }
+
+    fn is_in(&mut self, leaf: &Leaf, values: &[Scalar]) {
+        if values.is_empty() {
+            return self.push("(1 = 0)");
+        }
+        let by_value = matches!(leaf.kind(), LeafKind::Enum { .. });
+        self.push("(");
+        if by_value {
+            self.value(leaf)
+        } else {
+            self.sort(leaf)
+        }
+        self.push(" IN (");
+        for (i, value) in values.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            let index = if by_value {
+                let bind = self.scalar_bind(leaf.kind(), value);
+                self.bind(bind)
+            } else {
+                self.bind_sort(leaf, value)
+            };
+            self.param(index);
+        }
+        self.push("))");
+    }
+
+    /// `containsAny`: some string element of the array is one of `values`; null when the value is
+    /// not an array.
+    fn contains_any(&mut self, leaf: &Leaf, values: &[String]) {
+        if values.is_empty() {
+            return self.push("(1 = 0)");
+        }
+        let path = leaf.path();
+        if self.is_postgres() {
+            self.push("(CASE WHEN jsonb_typeof(");
+            self.json(path, false);
+            self.push(") = 'array' THEN jsonb_exists_any(");
+            self.json(path, false);
+            self.push(", ");
+            let index = self.bind(Bind::TextArray(values.to_vec()));
+            self.param(index);
+            self.push(") END)");
+        } else {
+            self.push("(CASE WHEN ");
+            self.json(path, false);
+            self.push(" = 'array' THEN EXISTS (SELECT 1 FROM json_each(data, '$");
+            for segment in path {
+                self.push(".");
+                self.push(segment);
+            }
+            self.push("') AS element WHERE element.type = 'text' AND element.value IN (");
+            for (i, value) in values.iter().enumerate() {
+                if i > 0 {
+                    self.push(", ");
+                }
+                let index = self.bind(Bind::Text(value.clone()));
+                self.param(index);
+            }
+            self.push(")) END)");
+        }
+    }
+
+    /// `like` is case-sensitive and `ilike` not; both match the whole value. SQLite's `LIKE` folds
+    /// ASCII case, so a case-sensitive match there is a `GLOB`.
+    fn like(&mut self, leaf: &Leaf, pattern: &LikePattern, case_insensitive: bool) {
+        self.push("(");
+        self.value(leaf);
+        let (operator, text) = match (self.dialect, case_insensitive) {
+            (Dialect::Postgres, false) => (" LIKE ", like_text(pattern)),
+            (Dialect::Postgres, true) => (" ILIKE ", like_text(pattern)),
+            (Dialect::Sqlite, false) => (" GLOB ", glob_text(pattern)),
+            (Dialect::Sqlite, true) => (" LIKE ", like_text(pattern)),
+        };
+        self.push(operator);
+        let index = self.bind(Bind::Text(text));
+        self.param(index);
+        if self.dialect == Dialect::Sqlite && case_insensitive {
+            self.push(" ESCAPE '\\'");
+        }
+        self.push(")");
+    }
+
+    /// The rows after (or, for a backward page, before) the cursor's in the ordering: for keys
+    /// `k1…kn`, `k1 beyond v1 OR (k1 = v1 AND k2 beyond v2) OR …`, with nulls where the
+    /// direction puts them.
+    fn keyset(&mut self, order: &[SortKey], values: &[Option<Scalar>], backward: bool) {
+        let directions: Vec<Direction> =
+            order.iter().map(|key| if backward { key.direction.reversed() } else { key.direction }).collect();
+        let params: Vec<Option<usize>> = order
+            .iter()
+            .zip(values)
+            .map(|(key, value)| value.as_ref().map(|value| self.bind_sort(&key.leaf, value)))
+            .collect();
+        let same_way = directions.iter().all(|d| d.is_descending() == directions[0].is_descending());
+        let never_null = order.iter().all(|key| !key.leaf.kind().is_nullable());
+        if same_way && never_null && params.iter().all(Option::is_some) {
+            // A row comparison, which both planners turn into one index range.
+            return self.row_comparison(order, &params, directions[0].is_descending());
+        }
+        let beyond = |d: Direction| if d.is_descending() { " < " } else { " > " };
+        if let (Some(first), Some(Some(param))) = (order.first(), params.first()) {
+            // A bound on the first key that every row of the result meets, for the index.
+            if directions[0].nulls_first() || !first.leaf.kind().is_nullable() {
+                self.push("(");
+                self.sort(&first.leaf);
+                self.push(if directions[0].is_descending() { " <= " } else { " >= " });
+                self.param(*param);
+                self.push(") AND ");
+            }
+        }
+        self.push("(");
+        let mut branches = 0;
+        for (i, key) in order.iter().enumerate() {
+            let nullable = key.leaf.kind().is_nullable();
+            if params[i].is_none() && !directions[i].nulls_first() {
+                continue; // nothing comes after a null that sorts last, on this key alone
+            }
+            if branches > 0 {
+                self.push(" OR ");
+            }
+            branches += 1;
+            self.push("(");
+            for (earlier, param) in order[..i].iter().zip(&params) {
+                self.sort(&earlier.leaf);
+                match param {
+                    Some(param) => {
+                        self.push(" = ");
+                        self.param(*param);
+                    }
+                    None => self.push(" IS NULL"),
+                }
+                self.push(" AND ");
+            }
+            match params[i] {
+                None => {
+                    self.sort(&key.leaf);
+                    self.push(" IS NOT NULL");
+                }
+                Some(param) if nullable && !directions[i].nulls_first() => {
+                    self.push("(");
+                    self.sort(&key.leaf);
+                    self.push(beyond(directions[i]));
+                    self.param(param);
+                    self.push(" OR ");
+                    self.sort(&key.leaf);
+                    self.push(" IS NULL)");
+                }
+                Some(param) => {
+                    self.sort(&key.leaf);
+                    self.push(beyond(directions[i]));
+                    self.param(param);
+                }
+            }
+            self.push(")");
+        }
+        if branches == 0 {
+            self.push("1 = 0");
+        }
+        self.push(")");
+    }
+
+    fn row_comparison(&mut self, order: &[SortKey], params: &[Option<usize>], descending: bool) {
+        self.push("((");
+        for (i, key) in order.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.sort(&key.leaf);
+        }
+        self.push(if descending { ") < (" } else { ") > (" });
+        for (i, param) in params.iter().flatten().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.param(*param);
+        }
+        self.push("))");
+    }
+}
+
+/// A pattern for `LIKE`: `%`, `_` and `\` escaped with `\` (PostgreSQL's default escape and
+/// SQLite's `ESCAPE '\'`).
+fn like_text(pattern: &LikePattern) -> String {
+    let mut text = String::new();
+    for piece in &pattern.0 {
+        match piece {
+            LikePiece::AnyRun => text.push('%'),
+            LikePiece::AnyChar => text.push('_'),
+            LikePiece::Literal(literal) => {
+                for c in literal.chars() {
+                    if matches!(c, '%' | '_' | '\\') {
+                        text.push('\\');
+                    }
+                    text.push(c);
+                }
+            }
+        }
+    }
+    text
+}
+
+/// A pattern for SQLite's `GLOB`: `*` and `?` are its wildcards, and a one-character class
+/// (`[*]`) makes a special character literal.
+fn glob_text(pattern: &LikePattern) -> String {
+    let mut text = String::new();
+    for piece in &pattern.0 {
+        match piece {
+            LikePiece::AnyRun => text.push('*'),
+            LikePiece::AnyChar => text.push('?'),
+            LikePiece::Literal(literal) => {
+                for c in literal.chars() {
+                    match c {
+                        '*' | '?' | '[' => {
+                            text.push('[');
+                            text.push(c);
+                            text.push(']');
+                        }
+                        c => text.push(c),
+                    }
+                }
+            }
+        }
+    }
+    text
+}

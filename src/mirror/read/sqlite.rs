@@ -1,0 +1,103 @@
+//! The read API on SQLite.
+
+use serde_json::Value;
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{Row as _, Sqlite, SqlitePool};
+
+use super::sql::{Bind, Dialect, KeyType, Statement, count_statement, page_statement, sqlite_timestamp};
+use super::{Listing, Page, Row, assemble, number_value};
+use crate::mirror::StoreError;
+use crate::mirror::error::Context;
+use crate::query::ListQuery;
+
+type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
+
+fn prepare(statement: &Statement) -> Query<'_> {
+    let mut query = sqlx::query(&statement.sql);
+    for bind in &statement.binds {
+        query = match bind {
+            Bind::Text(text) => query.bind(text.as_str()),
+            Bind::Real(number) => query.bind(*number),
+            Bind::Integer(number) => query.bind(*number),
+            Bind::Boolean(b) => query.bind(*b),
+            Bind::Instant(at) => query.bind(sqlite_timestamp(*at)),
+            Bind::TextArray(values) => query.bind(Value::from(values.clone()).to_string()),
+        };
+    }
+    query
+}
+
+/// A page of the records of `object` that `query` selects, with its cursors.
+pub async fn page(pool: &SqlitePool, object: &str, query: &ListQuery) -> Result<Page, StoreError> {
+    let statement = page_statement(Dialect::Sqlite, object, query);
+    let rows = prepare(&statement.statement).fetch_all(pool).await.context("reading a page of records")?;
+    let rows = rows.iter().map(|row| decode(row, &statement.keys)).collect::<Result<_, _>>()?;
+    Ok(assemble(query, rows))
+}
+
+/// How many records the filter selects, whatever the cursor.
+pub async fn count(pool: &SqlitePool, object: &str, query: &ListQuery) -> Result<i64, StoreError> {
+    let statement = count_statement(Dialect::Sqlite, object, query);
+    prepare(&statement).fetch_one(pool).await.and_then(|row| row.try_get(0)).context("counting records")
+}
+
+/// A page and its `totalCount`.
+pub async fn list(pool: &SqlitePool, object: &str, query: &ListQuery) -> Result<Listing, StoreError> {
+    Ok(Listing { page: page(pool, object, query).await?, total_count: count(pool, object, query).await? })
+}
+
+/// One live record's data (neither soft-deleted nor destroyed), as `GET /rest/{plural}/{id}` sees it.
+pub async fn record(pool: &SqlitePool, object: &str, id: &str) -> Result<Option<String>, StoreError> {
+    sqlx::query_scalar(
+        "SELECT data FROM twenty_records \
+         WHERE object = ?1 AND id = ?2 AND deleted_at IS NULL AND destroyed_at IS NULL",
+    )
+    .bind(object)
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+    .context("reading a record")
+}
+
+/// The live records of `object` among `ids`, as `(id, data)`, in no particular order: the targets
+/// of a page's many-to-one relations.
+pub async fn records_by_ids(
+    pool: &SqlitePool,
+    object: &str,
+    ids: &[String],
+) -> Result<Vec<(String, String)>, StoreError> {
+    sqlx::query_as(
+        "SELECT id, data FROM twenty_records \
+         WHERE object = ?1 AND id IN (SELECT value FROM json_each(?2)) \
+           AND deleted_at IS NULL AND destroyed_at IS NULL",
+    )
+    .bind(object)
+    .bind(Value::from(ids.to_vec()).to_string())
+    .fetch_all(pool)
+    .await
+    .context("reading related records")
+}
+
+fn decode(row: &SqliteRow, keys: &[KeyType]) -> Result<Row, StoreError> {
+    let id: String = row.try_get(0).context("reading a record's id")?;
+    let data: String = row.try_get(1).context("reading a record's data")?;
+    let keys = keys
+        .iter()
+        .enumerate()
+        .map(|(i, key)| {
+            let column = i + 2;
+            Ok(match key {
+                // Timestamps are stored, and computed, as the fixed-width text a cursor holds.
+                KeyType::Text | KeyType::Instant => {
+                    row.try_get::<Option<String>, _>(column)?.map_or(Value::Null, Value::from)
+                }
+                KeyType::Number => row.try_get::<Option<f64>, _>(column)?.map_or(Value::Null, number_value),
+                KeyType::Boolean => {
+                    row.try_get::<Option<i64>, _>(column)?.map_or(Value::Null, |b| Value::from(b != 0))
+                }
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .context("reading a record's sort keys")?;
+    Ok(Row { id, data, keys })
+}
