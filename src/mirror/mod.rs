@@ -8,6 +8,7 @@ mod postgres;
 pub mod rule;
 mod sqlite;
 pub mod sync;
+pub mod views;
 pub mod writer;
 
 use std::str::FromStr;
