@@ -33,7 +33,7 @@
 //! ## Types and values (PostgreSQL / SQLite)
 //! - Text-like fields (`TEXT`, `UUID`, `SELECT`, `RATING`, `RICH_TEXT`, text sub-fields, join
 //!   columns, `id`) → `text` / TEXT. A string is itself (`''` stays `''`); another JSON value is
-//!   its JSON text.
+//!   its JSON text (on SQLite a boolean is `1` or `0`).
 //! - `NUMBER`, `NUMERIC`, `POSITION`, `addressLat`, `addressLng` → `double precision` / REAL: a
 //!   JSON number, or a string holding one (`"12.5"`), within double precision's range.
 //! - `BOOLEAN` → `boolean` / 0 or 1: `true` or `false` only.

@@ -20,6 +20,10 @@ use crate::mirror::{Context, StoreError};
 /// The largest finite double: a JSON number beyond it reads as infinity, which no column holds.
 const MAX_DOUBLE: &str = "1.7976931348623157e308";
 
+/// How the mirror writes timestamps on SQLite (`2026-09-21T10:15:30.412Z`): text order is time
+/// order.
+const SQLITE_TIMESTAMP: &str = "%Y-%m-%dT%H:%M:%fZ";
+
 /// The `SELECT` of a view.
 pub fn select_sql(plan: &ViewPlan) -> String {
     let columns: Vec<String> = plan
@@ -56,9 +60,8 @@ fn column_expression(column: &ViewColumn) -> String {
     let value = format!("(r.data ->> {p})");
     let json_type = format!("json_type(r.data, {p})");
     match column.kind {
-        ColumnKind::Text => {
-            format!("CASE {json_type} WHEN 'text' THEN {value} WHEN 'null' THEN NULL ELSE r.data -> {p} END")
-        }
+        // A string as itself; a number as its text; a boolean as 1 or 0; an object or array as JSON.
+        ColumnKind::Text => format!("CAST({value} AS TEXT)"),
         ColumnKind::Double => format!(
             "CASE {json_type} \
              WHEN 'integer' THEN CAST({value} AS REAL) \
@@ -69,12 +72,16 @@ fn column_expression(column: &ViewColumn) -> String {
              END"
         ),
         ColumnKind::Boolean => format!("CASE {json_type} WHEN 'true' THEN 1 WHEN 'false' THEN 0 END"),
+        // Twenty's own form comes back from strftime as it went in, which also proves the date and
+        // time exist (a 30 February would come back as 2 March): one call. Any other form is
+        // checked for its shape and its date, then normalised to UTC.
         ColumnKind::Timestamp => format!(
             "CASE WHEN {json_type} = 'text' THEN \
-                 CASE WHEN {value} GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]*' \
-                     AND ({value} GLOB '*Z' OR {value} GLOB '*[+-][0-9][0-9]:[0-9][0-9]') \
-                     AND date(substr({value}, 1, 10)) = substr({value}, 1, 10) \
-                 THEN strftime('%Y-%m-%dT%H:%M:%fZ', {value}) END \
+                 CASE WHEN strftime('{SQLITE_TIMESTAMP}', {value}) = {value} THEN {value} \
+                     WHEN {value} GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]*' \
+                         AND ({value} GLOB '*Z' OR {value} GLOB '*[+-][0-9][0-9]:[0-9][0-9]') \
+                         AND date(substr({value}, 1, 10)) = substr({value}, 1, 10) \
+                     THEN strftime('{SQLITE_TIMESTAMP}', {value}) END \
              END"
         ),
         ColumnKind::Date => {
@@ -93,7 +100,8 @@ fn column_expression(column: &ViewColumn) -> String {
              END"
         ),
         ColumnKind::TextArray => format!("CASE WHEN {json_type} = 'array' THEN r.data -> {p} END"),
-        ColumnKind::Json => format!("CASE WHEN {json_type} <> 'null' THEN r.data -> {p} END"),
+        // `->` gives the JSON text, `null` for a JSON null, NULL for a missing key.
+        ColumnKind::Json => format!("NULLIF(r.data -> {p}, 'null')"),
     }
 }
 
