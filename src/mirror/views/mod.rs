@@ -61,9 +61,18 @@
 //! replaced, and only with `DROP VIEW`, which refuses a table.
 //!
 //! The views are plain views over `twenty_records` (`object = '<nameSingular>' AND deleted_at IS
-//! NULL AND destroyed_at IS NULL`), so a write shows in them the moment it commits. A filter on a
-//! column is a filter on an expression over `data`: to index one, index the same expression, e.g.
-//! on PostgreSQL `CREATE INDEX ON twenty_records ((data ->> 'city')) WHERE object = 'person'`.
+//! NULL AND destroyed_at IS NULL`), so a write shows in them the moment it commits.
+//!
+//! ## Indexes
+//! `updated_at` is the mirror's own column, indexed with `object`: filters and pages in
+//! `updated_at` order use that index. Any other column is an expression over `data`; to index
+//! one, index the same expression, restricted to the object. On PostgreSQL, a text column:
+//! `CREATE INDEX person_city ON twenty_records ((data ->> 'city')) WHERE object = 'person'`; a
+//! number, boolean or amount: the function the view calls, `((twenty_mirror_double(data ->
+//! 'employees')))`. PostgreSQL does not index `DATE_TIME` or `DATE` columns read from `data` (it
+//! deems their parsing dependent on session settings); filter on `updated_at` where you can. On
+//! SQLite, the column's expression exactly as the view has it (`twenty-mirror views --sql` prints
+//! it): `CREATE INDEX person_city ON twenty_records (object, CAST((data ->> '$."city"') AS TEXT))`.
 
 mod columns;
 pub mod naming;
@@ -516,4 +525,127 @@ fn step_for(old: &RegisteredView, plan: &ViewPlan, definition: &str, replaces_in
             && old_plan.columns.iter().zip(&plan.columns).all(|(a, b)| a.name == b.name && a.kind == b.kind)
     });
     if replaces_in_place && grew_at_the_end { Step::ReplaceInPlace } else { Step::Recreate }
+}
+
+#[cfg(test)]
+mod plan_tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn text(name: &str) -> serde_json::Value {
+        json!({"name": name, "type": "TEXT", "isActive": true})
+    }
+
+    fn plan(objects: &[(&str, serde_json::Value)], foreign: &[&str]) -> Planned {
+        let given: Vec<ObjectFields<'_>> =
+            objects.iter().map(|(name, fields)| ObjectFields { name_singular: name, fields }).collect();
+        plan_views(&given, &foreign.iter().map(|n| n.to_string()).collect())
+    }
+
+    #[test]
+    fn colliding_columns_get_the_same_names_whatever_the_order() {
+        let full_name = json!({"name": "name", "type": "FULL_NAME", "isActive": true});
+        let orders = [
+            json!([
+                text("linkedin_link"),
+                text("linkedinLink"),
+                text("nameFirstName"),
+                full_name.clone(),
+                text("ID")
+            ]),
+            json!([
+                text("ID"),
+                full_name,
+                text("nameFirstName"),
+                text("linkedinLink"),
+                text("linkedin_link")
+            ]),
+        ];
+        for fields in orders {
+            let planned = plan(&[("person", fields)], &[]);
+            let mut named: Vec<(String, String)> = planned.views[0]
+                .columns
+                .iter()
+                .map(|c| (c.name.clone(), format!("{}.{}", c.field, c.sub_field.clone().unwrap_or_default())))
+                .collect();
+            named.sort();
+            assert_eq!(
+                named,
+                [
+                    ("id".to_string(), "id.".to_string()),
+                    ("id_2".into(), "ID.".into()),
+                    ("linkedin_link".into(), "linkedinLink.".into()),
+                    ("linkedin_link_2".into(), "linkedin_link.".into()),
+                    ("name_first_name".into(), "name.firstName".into()),
+                    ("name_first_name_2".into(), "nameFirstName.".into()),
+                    ("name_last_name".into(), "name.lastName".into()),
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn objects_that_want_one_name_are_told_apart_by_name_singular() {
+        let planned = plan(
+            &[("website_property", json!([])), ("websiteProperty", json!([])), ("person", json!([]))],
+            &["person"],
+        );
+        let names: Vec<(&str, &str, Option<&NameConflict>)> =
+            planned.views.iter().map(|v| (v.object.as_str(), v.name.as_str(), v.conflict.as_ref())).collect();
+        assert_eq!(
+            names,
+            [
+                (
+                    "website_property",
+                    "website_property_2",
+                    Some(&NameConflict::OtherObject { object: "websiteProperty".into() })
+                ),
+                ("websiteProperty", "website_property", None),
+                ("person", "person_2", Some(&NameConflict::NotCreatedByService)),
+            ]
+        );
+        assert_eq!(planned.views[2].wanted_name.as_deref(), Some("person"));
+    }
+
+    #[test]
+    fn an_object_given_twice_or_unnamed_has_no_second_view() {
+        let planned = plan(&[("person", json!([])), ("person", json!([])), ("", json!([]))], &[]);
+        assert_eq!(planned.views.len(), 1);
+        let reasons: Vec<&ObjectSkipReason> = planned.skipped.iter().map(|s| &s.reason).collect();
+        assert_eq!(
+            reasons,
+            [&ObjectSkipReason::Duplicate, &ObjectSkipReason::UnusableName { problem: Unusable::Empty }]
+        );
+    }
+
+    #[test]
+    fn columns_past_the_limit_are_reported_not_created() {
+        let fields: Vec<serde_json::Value> = (0..MAX_COLUMNS + 10).map(|i| text(&format!("f{i}"))).collect();
+        let planned = plan(&[("wide", serde_json::Value::Array(fields))], &[]);
+        let view = &planned.views[0];
+        assert_eq!(view.columns.len(), MAX_COLUMNS);
+        assert_eq!(view.skipped.len(), 11);
+        assert!(view.skipped.iter().all(|s| s.reason == SkipReason::TooManyColumns));
+    }
+
+    #[test]
+    fn a_view_whose_columns_only_grew_is_replaced_in_place_where_the_backend_can() {
+        let before = plan(&[("person", json!([text("city")]))], &[]).views.remove(0);
+        let grown = plan(&[("person", json!([text("city"), text("jobTitle")]))], &[]).views.remove(0);
+        let shrunk = plan(&[("person", json!([text("jobTitle")]))], &[]).views.remove(0);
+        let old = RegisteredView {
+            name: "person".into(),
+            object: "person".into(),
+            definition: "old".into(),
+            plan: Some(before.clone()),
+        };
+        assert_eq!(step_for(&old, &grown, "new", true), Step::ReplaceInPlace);
+        assert_eq!(step_for(&old, &grown, "new", false), Step::Recreate);
+        assert_eq!(step_for(&old, &shrunk, "new", true), Step::Recreate);
+        assert_eq!(step_for(&old, &before, "old", true), Step::Keep);
+        let unreadable = RegisteredView { plan: None, ..old };
+        assert_eq!(step_for(&unreadable, &before, "old", true), Step::UpdatePlan);
+        assert_eq!(step_for(&unreadable, &grown, "new", true), Step::Recreate);
+    }
 }

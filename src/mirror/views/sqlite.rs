@@ -6,6 +6,11 @@
 //! quoted as literals. No expression here can raise an error for a value in `data` (SQLite's
 //! `json_type`, `json_valid`, `date`, `strftime`, `GLOB` and `CAST` give NULL or a value), so one
 //! record cannot make a view fail.
+//!
+//! A reader that keeps connections open should name the columns it reads rather than `SELECT *`:
+//! on a connection that read the schema before a view was replaced, SQLite prepares the statement
+//! with the old columns and prepares it again when it runs, and sqlx 0.8 then indexes the new
+//! columns by the old list (it panics in its worker when there are more).
 
 use sqlx::types::Json;
 use sqlx::{Connection as _, Row as _, SqliteConnection};
