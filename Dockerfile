@@ -11,7 +11,7 @@ COPY Cargo.toml Cargo.lock ./
 RUN mkdir -p src benches \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
-    && for bench in webhook_load reconcile_load; do echo 'fn main() {}' > "benches/$bench.rs"; done \
+    && for bench in webhook_load reconcile_load views_load; do echo 'fn main() {}' > "benches/$bench.rs"; done \
     && cargo build --release --locked --bin twenty-mirror \
     && rm -rf src benches
 

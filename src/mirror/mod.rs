@@ -14,6 +14,7 @@ pub mod read;
 mod rows;
 pub mod rule;
 mod sqlite;
+pub mod views;
 pub mod writer;
 
 use std::sync::Arc;
