@@ -171,7 +171,7 @@ impl Collector for Snapshot {
 
         ConstGauge::new(i64::from(self.database_up)).encode(encoder.encode_descriptor(
             "database_up",
-            "Whether the database answered this scrape.",
+            "Whether the database answered a trivial query during this scrape.",
             None,
             MetricType::Gauge,
         )?)?;

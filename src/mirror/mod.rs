@@ -93,6 +93,16 @@ impl Store {
         if all_applied { Ok(()) } else { Err(StoreError::MigrationsPending) }
     }
 
+    /// Whether the database answers a trivial query: what `database_up` reports.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        use error::Context as _;
+        match self.backend.pool() {
+            Pool::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
+            Pool::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
+        }
+        .context("pinging the database")
+    }
+
     /// Applies and logs a batch of deliveries in one transaction (group commit), returning each
     /// delivery's outcome in order. Nothing is committed unless everything is.
     pub async fn record_deliveries(&self, deliveries: &[Delivery]) -> Result<Vec<EventOutcome>, StoreError> {

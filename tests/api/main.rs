@@ -13,6 +13,7 @@ mod deployment;
 mod fake_twenty_selftest;
 mod faults;
 mod hostile_input;
+mod kept_counts;
 mod logs;
 mod operators;
 mod paged_metadata;

@@ -7,10 +7,8 @@ use sqlx::{PgConnection, PgPool};
 use super::records::{APPLY_PAGE, apply, bind_winners, outcomes};
 use crate::change::Change;
 use crate::mirror::error::{Context, StoreError};
-use crate::mirror::model::{
-    Counts, Mode, ObjectCounts, ObjectRow, PageWrite, RunRow, RunStatus, SyncState, Trigger,
-};
-use crate::mirror::rows::{ObjectCountsRow, RunRowColumns, SyncStateRow};
+use crate::mirror::model::{Counts, Mode, ObjectRow, PageWrite, RunRow, RunStatus, SyncState, Trigger};
+use crate::mirror::rows::{RunRowColumns, SyncStateRow};
 use crate::mirror::rule::{ApplyOutcome, Reduced};
 
 pub(super) async fn save_objects(
@@ -285,26 +283,4 @@ pub(super) async fn runs(pool: &PgPool, id: Option<i64>, limit: i64) -> Result<V
     .await
     .context("reading runs")?;
     Ok(rows.into_iter().map(RunRow::from).collect())
-}
-
-pub(super) async fn object_counts(pool: &PgPool) -> Result<Vec<ObjectCounts>, StoreError> {
-    let rows: Vec<ObjectCountsRow> = sqlx::query_as(
-        "WITH stages AS ( \
-             SELECT object, \
-                    count(*) FILTER (WHERE deleted_at IS NULL AND destroyed_at IS NULL) AS live, \
-                    count(*) FILTER (WHERE deleted_at IS NOT NULL AND destroyed_at IS NULL) AS soft_deleted, \
-                    count(*) FILTER (WHERE destroyed_at IS NOT NULL) AS destroyed \
-             FROM twenty_records GROUP BY object), \
-         webhooks AS ( \
-             SELECT object, max(received_at) AS last_webhook_at FROM webhook_events \
-             WHERE object IS NOT NULL GROUP BY object) \
-         SELECT coalesce(s.object, w.object) AS object, coalesce(s.live, 0) AS live, \
-                coalesce(s.soft_deleted, 0) AS soft_deleted, coalesce(s.destroyed, 0) AS destroyed, \
-                w.last_webhook_at \
-         FROM stages s FULL JOIN webhooks w ON w.object = s.object ORDER BY 1",
-    )
-    .fetch_all(pool)
-    .await
-    .context("counting rows per object")?;
-    Ok(rows.into_iter().map(ObjectCounts::from).collect())
 }

@@ -309,33 +309,16 @@ pub(super) async fn runs(pool: &SqlitePool, id: Option<i64>, limit: i64) -> Resu
     Ok(rows.into_iter().map(RunRow::from).collect())
 }
 
+/// The counts and last delivery the triggers of migration 0007 keep.
 pub(super) async fn object_counts(pool: &SqlitePool) -> Result<Vec<ObjectCounts>, StoreError> {
     let rows: Vec<ObjectCountsRow> = sqlx::query_as(
-        "SELECT object, \
-                sum(deleted_at IS NULL AND destroyed_at IS NULL) AS live, \
-                sum(deleted_at IS NOT NULL AND destroyed_at IS NULL) AS soft_deleted, \
-                sum(destroyed_at IS NOT NULL) AS destroyed, \
-                NULL AS last_webhook_at \
-         FROM twenty_records GROUP BY object ORDER BY object",
+        "SELECT object, live, soft_deleted, destroyed, last_delivery_at AS last_webhook_at \
+         FROM object_stats ORDER BY object",
     )
     .fetch_all(pool)
     .await
-    .context("counting rows per object")?;
-    let mut counts: Vec<ObjectCounts> = rows.into_iter().map(ObjectCounts::from).collect();
-    let webhooks: Vec<(String, Option<Timestamp>)> = sqlx::query_as(
-        "SELECT object, max(received_at) AS last FROM webhook_events WHERE object IS NOT NULL GROUP BY object",
-    )
-    .fetch_all(pool)
-    .await
-    .context("reading the last webhook per object")?;
-    for (object, last) in webhooks {
-        let last = last.map(|at| at.0);
-        match counts.iter_mut().find(|c| c.object == object) {
-            Some(c) => c.last_webhook_at = last,
-            None => counts.push(ObjectCounts { object, last_webhook_at: last, ..ObjectCounts::default() }),
-        }
-    }
-    Ok(counts)
+    .context("reading the kept counts")?;
+    Ok(rows.into_iter().map(ObjectCounts::from).collect())
 }
 
 #[cfg(test)]
