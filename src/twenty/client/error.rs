@@ -93,6 +93,14 @@ pub enum ClientError {
          TWENTY_API_URL is the address of Twenty's API"
     )]
     UnexpectedResponse { method: Method, url: String, status: u16, reason: String },
+    /// HTTP 402: the workspace has used up its quota. Trying again sooner cannot help, so it is never
+    /// retried.
+    #[error(
+        "the Twenty workspace's quota is exhausted (HTTP 402): {}{}",
+        quota_retry_hint(*.retry_after),
+        says(.message)
+    )]
+    QuotaExhausted { retry_after: Option<Duration>, message: String },
 }
 
 impl ClientError {
@@ -100,6 +108,7 @@ impl ClientError {
     pub fn status(&self) -> Option<u16> {
         match self {
             ClientError::Unauthorized { .. } => Some(401),
+            ClientError::QuotaExhausted { .. } => Some(402),
             ClientError::Forbidden { .. } => Some(403),
             ClientError::NotFound { .. } => Some(404),
             ClientError::Rejected { status, .. } | ClientError::UnexpectedResponse { status, .. } => {
@@ -121,6 +130,21 @@ impl ClientError {
     /// run may succeed without anyone changing anything.
     pub fn is_transient(&self) -> bool {
         matches!(self, ClientError::Exhausted { .. } | ClientError::NotRetried { .. })
+    }
+
+    /// Whether Twenty refused for the workspace's quota: nothing sent before the quota renews can
+    /// succeed.
+    pub fn is_quota_exhausted(&self) -> bool {
+        matches!(self, ClientError::QuotaExhausted { .. })
+    }
+}
+
+fn quota_retry_hint(retry_after: Option<Duration>) -> String {
+    match retry_after {
+        Some(wait) => format!("Twenty says to try again in {}s", wait.as_secs()),
+        None => "Twenty did not say when it may be tried again; raise the plan's limits or wait for the \
+                 quota to renew"
+            .to_owned(),
     }
 }
 
@@ -150,6 +174,8 @@ pub(super) fn refusal(method: &Method, status: u16, url: &str, message: String) 
     let (method, url) = (method.clone(), url.to_owned());
     match status {
         401 => ClientError::Unauthorized { method, url, message },
+        // Twenty's quota answers carry no rate-limit headers: when it renews is not said.
+        402 => ClientError::QuotaExhausted { retry_after: None, message },
         403 => ClientError::Forbidden { method, url, message },
         404 => ClientError::NotFound { method, url, message },
         _ => ClientError::Rejected {
@@ -251,6 +277,16 @@ mod tests {
         assert_eq!(silent.status(), Some(422));
         assert!(silent.to_string().ends_with("no message"), "{silent}");
         assert!(!silent.is_transient());
+
+        let quota = refusal(&Method::GET, 402, records, "Quota exceeded".to_owned());
+        assert!(quota.is_quota_exhausted() && !quota.is_transient());
+        assert_eq!(quota.status(), Some(402));
+        assert!(quota.to_string().contains("quota is exhausted"), "{quota}");
+        let later = ClientError::QuotaExhausted {
+            retry_after: Some(Duration::from_secs(90)),
+            message: String::new(),
+        };
+        assert!(later.to_string().contains("try again in 90s"), "{later}");
 
         let cause = TransientCause::RateLimited { status: 429, message: "slow down".into() };
         let exhausted =
