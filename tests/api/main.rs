@@ -18,5 +18,6 @@ mod operators;
 mod reconcile;
 mod resilience;
 mod twenty_client;
+mod twenty_quirks;
 mod webhook_route;
 mod webhook_subscription;
