@@ -161,3 +161,22 @@ async fn the_scheduler_waits_out_an_exhausted_quota_instead_of_trying_every_inte
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].status, RunStatus::Failed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_exits_non_zero_when_the_quota_stopped_the_run() {
+    let fake = FakeTwenty::start().await;
+    seed_people(&fake, 3);
+    let db = crate::helpers::TestDb::new().await;
+    fake.exhaust_quota_after(Some(0));
+    let mut command = crate::helpers::binary::twenty_mirror();
+    command
+        .env("DATABASE_URL", &db.url)
+        .env("TWENTY_API_URL", fake.url())
+        .env("TWENTY_API_KEY", FakeTwenty::API_KEY)
+        .env("TWENTY_RATE_LIMIT", "off")
+        .arg("reconcile");
+    let output = tokio::task::block_in_place(|| command.output()).expect("running reconcile");
+    assert_eq!(output.status.code(), Some(1), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("failed") && stdout.contains("quota is exhausted"), "{stdout}");
+}
