@@ -126,6 +126,7 @@ mod tests {
             counts,
             objects: vec![ObjectReport { object: "person".into(), mode: Mode::Full, counts, missing: 2 }],
             requests: 7,
+            quota_exhausted: None,
         }
     }
 

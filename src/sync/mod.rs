@@ -7,5 +7,6 @@ pub mod scheduler;
 pub mod status;
 
 pub use reconciler::{
-    ObjectReport, ReconcileError, Reconciler, ReconcilerSettings, RunOutcome, RunRequest, Started,
+    ObjectReport, QuotaExhausted, ReconcileError, Reconciler, ReconcilerSettings, RunOutcome, RunRequest,
+    Started,
 };

@@ -29,6 +29,11 @@ const EVERY_RECORD: &str = "or(deletedAt[is]:NULL,deletedAt[is]:NOT_NULL)";
 /// tie-breaker, which keeps keyset paging stable.
 const ORDER: &str = "updatedAt[AscNullsFirst]";
 
+/// How many times a pass starts again from its checkpoint after Twenty rejected its cursor
+/// (`INVALID_CURSOR`) before the run gives up: once is the expected case, a few more cover a
+/// server that is being upgraded under the run.
+const CURSOR_RESTARTS: usize = 3;
+
 /// How long, in all, an overlapping request waits for the running run's row: 10 × 50 ms.
 const RUN_ROW_WAITS: usize = 10;
 const RUN_ROW_WAIT: Duration = Duration::from_millis(50);
@@ -85,6 +90,14 @@ pub struct RunOutcome {
     pub objects: Vec<ObjectReport>,
     /// Requests made to Twenty during the run.
     pub requests: u64,
+    /// Set when the run stopped because the workspace's quota is exhausted: the next run should wait.
+    pub quota_exhausted: Option<QuotaExhausted>,
+}
+
+/// A run stopped by Twenty's quota (HTTP 402), with when Twenty said the client may try again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct QuotaExhausted {
+    pub retry_after: Option<Duration>,
 }
 
 /// The answer to a request to start a run.
@@ -111,6 +124,17 @@ pub enum ReconcileError {
          by RECONCILE_MAX_DESTROY_SHARE); if Twenty really lost them, run a full pass with --force"
     )]
     TooManyMissing { object: String, missing: u64, present: i64, share: f64, limit: f64 },
+    /// Twenty's pagination ended (`hasNextPage: false`) before the pass had read every record its
+    /// `totalCount` counts, as releases before 2026-08-19 could: no destroy is inferred from such a
+    /// sweep, whatever `--force` says, and the pass is not recorded as complete.
+    #[error(
+        "the {} pass of {object} read {read} distinct records but Twenty counts {total}: Twenty's \
+         pagination ended early (a bug of releases built before 2026-08-19), so the pass is incomplete{}; \
+         upgrade Twenty if this repeats",
+        .mode.as_str(),
+        if *.mode == Mode::Full { " and nothing was marked destroyed" } else { " and the next run reads the rest" }
+    )]
+    IncompleteSweep { object: String, mode: Mode, read: u64, total: u64 },
     #[error("stopped by shutdown before it finished")]
     Cancelled,
 }
@@ -240,6 +264,15 @@ impl Reconciler {
             Ok(()) => (RunStatus::Succeeded, None),
             Err(error) => (RunStatus::Failed, Some(error.to_string())),
         };
+        let quota_exhausted = match &result {
+            // Twenty names a time; the schedule waits the time left until it (none when past).
+            Err(ReconcileError::Twenty(ClientError::QuotaExhausted { retry_after, .. })) => {
+                Some(QuotaExhausted {
+                    retry_after: retry_after.map(|at| (at - Utc::now()).to_std().unwrap_or_default()),
+                })
+            }
+            _ => None,
+        };
         if active.run_id.is_some() {
             self.metrics.run(status.as_str());
         }
@@ -264,6 +297,7 @@ impl Reconciler {
             counts,
             objects: reports,
             requests: self.client.stats().total_requests().saturating_sub(requests_before),
+            quota_exhausted,
         }
     }
 
@@ -280,7 +314,7 @@ impl Reconciler {
         }
         let states: HashMap<String, SyncState> =
             self.store.sync_states().await?.into_iter().map(|s| (s.object.clone(), s)).collect();
-        // A refused destroy stops that object's sweep, not the other objects' passes.
+        // A refused destroy or an incomplete sweep stops that object's pass, not the other objects'.
         let mut refusal = None;
         for object in &objects {
             let watermark = states.get(&object.name_singular).and_then(|s| s.watermark);
@@ -307,6 +341,11 @@ impl Reconciler {
                 Err(refused @ ReconcileError::TooManyMissing { .. }) => {
                     tracing::error!(object = %object.name_singular, error = %refused, "refused a mass destroy");
                     refusal = Some(refused);
+                    continue;
+                }
+                Err(incomplete @ ReconcileError::IncompleteSweep { .. }) => {
+                    tracing::error!(object = %object.name_singular, error = %incomplete, "incomplete pass");
+                    refusal = Some(incomplete);
                     continue;
                 }
                 Err(error) => return Err(error),
@@ -379,12 +418,59 @@ impl Pass<'_> {
     /// What changed since the watermark, minus the overlap: `updatedAt` catches updates, soft
     /// deletes and restores (they all move it); `deletedAt` is there so Twenty returns soft-deleted
     /// records at all.
+    ///
+    /// Pages are read oldest first and each moves the watermark as it commits, so a pass that
+    /// stops early (an error, or Twenty's pagination ending before its `totalCount`) leaves the
+    /// watermark at the newest record committed, and the next pass reads on from there. Ending
+    /// early, the pass is not recorded as complete.
     async fn delta(&self, watermark: DateTime<Utc>, counts: &mut Counts) -> Result<u64, ReconcileError> {
         let overlap = chrono::Duration::from_std(self.reconciler.settings.overlap).unwrap_or_default();
-        let since = format_timestamp(watermark - overlap);
-        let filter = format!("or(updatedAt[gte]:\"{since}\",deletedAt[gte]:\"{since}\")");
-        self.read_all(&filter, None, counts).await?;
-        Ok(0)
+        let mut checkpoint = watermark;
+        let mut restarts = 0;
+        loop {
+            let since = format_timestamp(checkpoint - overlap);
+            let filter = format!("or(updatedAt[gte]:\"{since}\",deletedAt[gte]:\"{since}\")");
+            // The count compared with `totalCount` is of this reading's filter alone.
+            let mut seen = SeenIds::default();
+            match self.read_all(&filter, &mut seen, counts).await? {
+                Swept::Complete(sweep) => {
+                    self.check_complete(&sweep)?;
+                    return Ok(0);
+                }
+                Swept::CursorRejected { error, committed } => {
+                    self.restart_after(error, &mut restarts)?;
+                    checkpoint = checkpoint.max(committed.unwrap_or(checkpoint));
+                }
+            }
+        }
+    }
+
+    /// Counts a restart after Twenty rejected a cursor, or gives up with its error past the bound.
+    fn restart_after(&self, error: ClientError, restarts: &mut usize) -> Result<(), ReconcileError> {
+        if *restarts >= CURSOR_RESTARTS {
+            return Err(error.into());
+        }
+        *restarts += 1;
+        tracing::warn!(
+            %error,
+            restart = *restarts,
+            max_restarts = CURSOR_RESTARTS,
+            "Twenty rejected the pass's cursor; reading again from the checkpoint"
+        );
+        Ok(())
+    }
+
+    /// Fails the pass when it read fewer distinct records than Twenty counts.
+    fn check_complete(&self, sweep: &Sweep) -> Result<(), ReconcileError> {
+        match sweep.total {
+            Some(total) if sweep.read < total => Err(ReconcileError::IncompleteSweep {
+                object: self.object.name_singular.clone(),
+                mode: self.mode,
+                read: sweep.read,
+                total,
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Every record; then the rows Twenty no longer has are marked destroyed, if the sweep
@@ -394,8 +480,19 @@ impl Pass<'_> {
         let object = self.object.name_singular.as_str();
         let sweep_started = Utc::now();
         let present_before = store.count_present(object).await?;
+        // Ids seen before a rejected cursor stay seen: a restart can only make fewer rows candidates.
         let mut seen = SeenIds::default();
-        self.read_all(EVERY_RECORD, Some(&mut seen), counts).await?;
+        let mut restarts = 0;
+        loop {
+            match self.read_all(EVERY_RECORD, &mut seen, counts).await? {
+                Swept::Complete(sweep) => {
+                    // A sweep known to be incomplete says nothing of what Twenty lost, `force` or not.
+                    self.check_complete(&sweep)?;
+                    break;
+                }
+                Swept::CursorRejected { error, .. } => self.restart_after(error, &mut restarts)?,
+            }
+        }
 
         // A row written less than the overlap before the sweep began may belong to a record that
         // Twenty had not made readable yet: never a candidate.
@@ -429,13 +526,14 @@ impl Pass<'_> {
         Ok(missing.len() as u64)
     }
 
-    /// Pages through `filter`, applying each page with its checkpoint, until the last page.
+    /// Pages through `filter`, applying each page with its checkpoint, until the last page, or
+    /// until Twenty rejects a cursor: then the pages in flight commit and the caller restarts.
     async fn read_all(
         &self,
         filter: &str,
-        mut seen: Option<&mut SeenIds>,
+        seen: &mut SeenIds,
         counts: &mut Counts,
-    ) -> Result<(), ReconcileError> {
+    ) -> Result<Swept, ReconcileError> {
         let reconciler = self.reconciler;
         let object = self.object.name_singular.as_str();
         // A page is fetched, parsed and turned into changes on a task of its own, so that it runs
@@ -490,7 +588,12 @@ impl Pass<'_> {
                 });
             }
         };
+        // Distinct records read (and those that could not be read as changes), against the
+        // newest `totalCount`: records created during the pass are counted and read at its end.
+        let mut unreadable = 0_u64;
+        let mut total = None;
         let mut next = Some(fetch(None));
+        let mut next_has_cursor = false;
         while let Some(mut fetching) = next.take() {
             // The pages in flight go on while the next one arrives.
             let fetched = loop {
@@ -500,16 +603,24 @@ impl Pass<'_> {
                 }
             };
             let (page, changes) = match fetched {
-                Ok(fetched) => fetched?,
+                Ok(Ok(fetched)) => fetched,
+                Ok(Err(error)) if next_has_cursor && is_invalid_cursor(&error) => {
+                    while let Some(page) = applying.next().await {
+                        applied(page?, &mut committed);
+                    }
+                    return Ok(Swept::CursorRejected { error, committed });
+                }
+                Ok(Err(error)) => return Err(error.into()),
                 Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
                 Err(_) => return Err(ReconcileError::Cancelled),
             };
-            if let Some(seen) = seen.as_deref_mut() {
-                for change in &changes {
-                    seen.insert(&change.id);
-                }
+            for change in &changes {
+                seen.insert(&change.id);
             }
+            unreadable += (page.records.len() - changes.len()) as u64;
+            total = page.total_count.or(total);
             let next_cursor = page.end_cursor.clone().filter(|_| page.has_next_page);
+            next_has_cursor = next_cursor.is_some();
             // The next page is fetched while this one is written, so a pass takes about the longer
             // of the two instead of their sum.
             next = next_cursor.map(|cursor| fetch(Some(cursor)));
@@ -534,8 +645,36 @@ impl Pass<'_> {
         while let Some(page) = applying.next().await {
             applied(page?, &mut committed);
         }
-        Ok(())
+        Ok(Swept::Complete(Sweep { read: seen.len() + unreadable, total }))
     }
+}
+
+/// How a reading of a filter ended.
+enum Swept {
+    /// Twenty said there was no next page.
+    Complete(Sweep),
+    /// Twenty rejected a cursor (`INVALID_CURSOR`); the pages before it committed, the newest of
+    /// their records is `committed`.
+    CursorRejected { error: ClientError, committed: Option<DateTime<Utc>> },
+}
+
+/// What a complete reading saw.
+struct Sweep {
+    /// Distinct records read.
+    read: u64,
+    /// Twenty's `totalCount` with the last page, when it sent one.
+    total: Option<u64>,
+}
+
+/// Whether Twenty refused a cursor as made for another order (`INVALID_CURSOR`): reading again
+/// without a cursor helps, as its message says. The error name is not kept in the message, so the
+/// words are matched.
+fn is_invalid_cursor(error: &ClientError) -> bool {
+    let ClientError::Rejected { status: 400, message, .. } = error else { return false };
+    let message = message.to_ascii_lowercase();
+    ["invalid_cursor", "encoded for a different orderby", "restart pagination without a cursor"]
+        .iter()
+        .any(|words| message.contains(words))
 }
 
 /// Where a page may move the watermark: to its own newest record when every page before it has
@@ -591,6 +730,10 @@ impl SeenIds {
 
     fn contains(&self, id: &str) -> bool {
         self.0.contains(&Self::key(id))
+    }
+
+    fn len(&self) -> u64 {
+        self.0.len() as u64
     }
 }
 

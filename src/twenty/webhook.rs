@@ -62,9 +62,20 @@ pub enum EventKind {
 struct Envelope {
     #[serde(rename = "eventName")]
     event_name: Option<String>,
+    /// What some 2024 releases sent instead of `eventName`: the event's name, or the
+    /// subscription's pattern (`*.*`), which names no event.
+    #[serde(rename = "eventType")]
+    event_type: Option<String>,
     #[serde(rename = "eventDate")]
     event_date: Option<String>,
     record: Option<Value>,
+}
+
+/// Whether an `eventType` names one event (`person.updated`), not a pattern (`*.*`, `person.*`).
+fn is_concrete_event(event_type: &str) -> bool {
+    event_type
+        .split_once('.')
+        .is_some_and(|(object, action)| !object.is_empty() && !action.is_empty() && !event_type.contains('*'))
 }
 
 /// Classifies a verified delivery. `metadata.*` events and unknown actions are recognised before a
@@ -89,9 +100,20 @@ pub fn parse_event(body: &[u8], received_at: DateTime<Utc>) -> WebhookEvent {
             return event;
         }
     };
-    let Some(event_name) = envelope.event_name else {
-        event.kind = EventKind::Malformed("eventName is missing".to_owned());
-        return event;
+    let event_name = match (envelope.event_name, envelope.event_type) {
+        (Some(event_name), _) => event_name,
+        (None, Some(event_type)) if is_concrete_event(&event_type) => event_type,
+        (None, Some(event_type)) => {
+            event.kind = EventKind::Malformed(format!(
+                "eventName is missing and eventType {:?} names no single object.action",
+                event_type.replace('\0', "\u{FFFD}")
+            ));
+            return event;
+        }
+        (None, None) => {
+            event.kind = EventKind::Malformed("eventName is missing (and so is eventType)".to_owned());
+            return event;
+        }
     };
     event.event_name = Some(event_name.replace('\0', "\u{FFFD}"));
     // PostgreSQL stores no NUL character, in text or in jsonb; Twenty, itself on PostgreSQL, never
@@ -195,6 +217,26 @@ mod tests {
         assert_eq!(unknown.kind, EventKind::UnknownAction);
         let no_action = parse_event(br#"{"eventName":"person"}"#, now());
         assert_eq!(no_action.kind, EventKind::UnknownAction);
+    }
+
+    #[test]
+    fn an_event_type_is_read_as_the_event_name_when_it_names_one_event() {
+        let record = r#""record":{"id":"a","updatedAt":"2026-09-21T10:00:00.000Z"}"#;
+        let concrete = parse_event(format!(r#"{{"eventType":"person.updated",{record}}}"#).as_bytes(), now());
+        assert_eq!(concrete.event_name.as_deref(), Some("person.updated"));
+        assert!(matches!(concrete.kind, EventKind::Record(_)), "{concrete:?}");
+        let both = parse_event(
+            format!(r#"{{"eventName":"person.created","eventType":"*.*",{record}}}"#).as_bytes(),
+            now(),
+        );
+        assert_eq!(both.event_name.as_deref(), Some("person.created"), "eventName wins");
+        for pattern in ["*.*", "person.*", "*.updated", "person", ""] {
+            let body = format!(r#"{{"eventType":{pattern:?},{record}}}"#);
+            match parse_event(body.as_bytes(), now()).kind {
+                EventKind::Malformed(why) => assert!(why.contains("eventType"), "{why}"),
+                other => panic!("{pattern:?} names no event, got {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -20,5 +20,6 @@ mod paged_metadata;
 mod reconcile;
 mod resilience;
 mod twenty_client;
+mod twenty_quirks;
 mod webhook_route;
 mod webhook_subscription;

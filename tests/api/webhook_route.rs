@@ -249,3 +249,33 @@ async fn schema_events_and_unknown_actions_are_acknowledged_and_ignored() {
     let events = app.events().await;
     assert_eq!(events.iter().map(|e| e.outcome.as_str()).collect::<Vec<_>>(), ["ignored", "ignored"]);
 }
+
+#[tokio::test]
+async fn an_event_type_from_older_releases_is_applied_when_it_names_one_event() {
+    let app = TestApp::spawn().await;
+    let with_event_type = |event_type: Option<&str>, id: &str| {
+        let mut body = delivery("person.created", id, 0, json!({"jobTitle": "CTO"}));
+        let envelope = body.as_object_mut().expect("an object");
+        envelope.remove("eventName");
+        if let Some(event_type) = event_type {
+            envelope.insert("eventType".to_owned(), json!(event_type));
+        }
+        body
+    };
+    let (status, outcome) = app.deliver_json(&with_event_type(Some("person.created"), "concrete")).await;
+    assert_eq!((status, outcome.as_deref()), (200, Some("applied")));
+    assert!(app.record("person", "concrete").await.is_some());
+
+    for (event_type, id, reason) in [
+        (Some("*.*"), "pattern", "eventType \"*.*\" names no single object.action"),
+        (None, "neither", "eventName is missing (and so is eventType)"),
+    ] {
+        let response = app.deliver(with_event_type(event_type, id).to_string().as_bytes()).await;
+        assert_eq!(response.status().as_u16(), 400, "{reason}");
+        let answer: Value = response.json().await.expect("a JSON error");
+        assert!(answer["error"].as_str().unwrap_or_default().contains(reason), "{answer}");
+        assert!(app.record("person", id).await.is_none());
+    }
+    let outcomes: Vec<String> = app.events().await.into_iter().map(|e| e.outcome).collect();
+    assert_eq!(outcomes.iter().filter(|o| *o == "failed").count(), 2, "{outcomes:?}");
+}

@@ -354,6 +354,24 @@ impl FakeTwenty {
         self.lock().fail_always = fault;
     }
 
+    /// Ends every record listing after `pages` pages with `hasNextPage: false` while `totalCount`
+    /// still counts every row, as Twenty did before 2026-08-19 (twentyhq/twenty#24333); `None`
+    /// pages to the end again.
+    pub fn truncate_listings_after(&self, pages: Option<usize>) {
+        self.lock().listing.truncate_after_pages = pages;
+    }
+
+    /// Answers the next `times` record listings that carry a cursor with 400 `INVALID_CURSOR`.
+    pub fn reject_cursors(&self, times: usize) {
+        self.lock().listing.cursor_rejections = times;
+    }
+
+    /// Answers record listings with 402 (the workspace's quota exhausted) once `requests` more have
+    /// been answered; `None` lifts the quota.
+    pub fn exhaust_quota_after(&self, requests: Option<usize>) {
+        self.lock().listing.quota_left = requests;
+    }
+
     // ----- observability -----
 
     /// Every request answered so far (since the last reset), in arrival order.

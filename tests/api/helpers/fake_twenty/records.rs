@@ -10,13 +10,31 @@ use serde_json::json;
 
 use super::filter::Filter;
 use super::order::{OrderItem, SortVal, compare_keys, cursor_key, encode_cursor, parse_order_by, sort_key};
-use super::routes::{bad_request, object_not_found};
+use super::routes::{bad_request, error, object_not_found};
 use super::state::{Row, Shared, Table, lock};
 
 /// `limit` when the request has none.
 const DEFAULT_LIMIT: usize = 60;
 /// The largest page: a larger `limit` is clamped to it.
 const MAX_LIMIT: usize = 200;
+
+/// How record listings misbehave, as some Twenty releases do.
+#[derive(Default)]
+pub(super) struct ListingQuirks {
+    /// A listing ends after this many pages (counted from its first page, the one without a
+    /// cursor) with `hasNextPage: false`, whatever remains.
+    pub(super) truncate_after_pages: Option<usize>,
+    /// The page number of the listing under way.
+    pages_answered: usize,
+    /// The next this-many listings with a cursor answer 400 `INVALID_CURSOR`.
+    pub(super) cursor_rejections: usize,
+    /// Listings answered before the quota is exhausted; `None` for no quota.
+    pub(super) quota_left: Option<usize>,
+}
+
+/// Twenty's answer to a cursor made for another `order_by` (protocol notes, section 8).
+const INVALID_CURSOR: &str = "Cursor is missing the value for orderBy field updatedAt: it was encoded for a \
+     different orderBy. Restart pagination without a cursor";
 
 struct ListQuery {
     limit: usize,
@@ -75,10 +93,23 @@ pub(super) fn list(shared: &Shared, plural: &str, query: &str) -> HttpResponse {
         Ok(query) => query,
         Err(message) => return bad_request(message),
     };
-    let (page, singular_plural) = {
+    let (mut page, singular_plural, truncated) = {
         let mut state = lock(shared);
-        let Some(meta) = state.object_by_plural(plural) else { return object_not_found(plural) };
-        let singular = meta.singular.clone();
+        let Some(singular) = state.object_by_plural(plural).map(|meta| meta.singular.clone()) else {
+            return object_not_found(plural);
+        };
+        let quirks = &mut state.listing;
+        match &mut quirks.quota_left {
+            Some(0) => return error(402, "QUOTA_EXCEEDED", "The workspace has exhausted its quota"),
+            Some(left) => *left -= 1,
+            None => {}
+        }
+        if query.after.is_some() && quirks.cursor_rejections > 0 {
+            quirks.cursor_rejections -= 1;
+            return error(400, "INVALID_CURSOR", INVALID_CURSOR);
+        }
+        quirks.pages_answered = if query.after.is_some() { quirks.pages_answered + 1 } else { 1 };
+        let truncated = quirks.truncate_after_pages.is_some_and(|pages| quirks.pages_answered >= pages);
         let lag = state.replica_lag;
         let table = state.tables.get_mut(&singular).expect("a table per object");
         let page = if lag.is_zero() { fast_page(table, &query) } else { None };
@@ -93,8 +124,9 @@ pub(super) fn list(shared: &Shared, plural: &str, query: &str) -> HttpResponse {
                 sorted_page(rows, &query)
             }
         };
-        (page, plural.to_owned())
+        (page, plural.to_owned(), truncated)
     };
+    page.has_next &= !truncated;
     let page_info = json!({
         "hasNextPage": page.has_next,
         "hasPreviousPage": page.has_previous,

@@ -40,6 +40,7 @@ pub(super) struct State {
     pub(super) faults: VecDeque<(Fault, usize)>,
     pub(super) fail_always: Option<Fault>,
     pub(super) requests: Vec<LoggedRequest>,
+    pub(super) listing: super::records::ListingQuirks,
 }
 
 impl State {
@@ -63,6 +64,7 @@ impl State {
             faults: VecDeque::new(),
             fail_always: None,
             requests: Vec::new(),
+            listing: Default::default(),
         };
         for (singular, plural, active, system) in [
             ("person", "people", true, false),
