@@ -39,6 +39,12 @@ async fn a_delivery_and_a_reconcile_leave_no_secret_in_the_log() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("starting serve");
+    // Read as it comes: a pipe holds 64 KiB, and a server whose debug log fills it blocks mid-run.
+    let mut stderr = server.stderr.take().expect("the server's stderr");
+    let reader = std::thread::spawn(move || {
+        let mut log = String::new();
+        stderr.read_to_string(&mut log).map(|_| log)
+    });
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     assert!(
@@ -91,8 +97,7 @@ async fn a_delivery_and_a_reconcile_leave_no_secret_in_the_log() {
 
     let killed = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
     assert!(killed.success());
-    let mut log = String::new();
-    server.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    let log = reader.join().expect("the reader thread").expect("reading the server's stderr");
     server.wait().unwrap();
 
     assert!(log.contains("\"run_id\""), "runs log with their span: {log:.2000}");
