@@ -1,7 +1,29 @@
 //! The views on PostgreSQL: in schema `twenty`, reading typed values through the
-//! `twenty_mirror_*` functions of migration 0005, which give NULL rather than an error for a value
-//! that does not fit and which PostgreSQL inlines into each query.
+//! `twenty_mirror_*` functions of migration 0005.
 //!
+//! Each function takes the JSON value (`data -> 'key'`) and gives NULL, never an error, for a value
+//! that does not fit: a cast that raised would make the whole view fail for one bad record. None
+//! has an exception handler, which would cost a subtransaction per row and rule out parallel query:
+//! the checks are jsonpath methods run with `silent`, which turns their errors into no result. Each
+//! is one SQL expression that PostgreSQL inlines into the query (the plan shows the expression, not
+//! a call), and whose argument it evaluates once.
+//! - `double`: `.double()` takes a number or a numeric string within double precision's range.
+//! - `boolean`: a `CASE` on the JSON value, evaluated once.
+//! - `bigint`: a jsonpath filter lets through an integer number below 10^18 in magnitude, or a
+//!   string of 1 to 18 digits with an optional minus sign.
+//! - `timestamptz`: `.datetime()` checks the value; the cast then reads what `.datetime()` wrote,
+//!   which it always can (a cast of the value itself could raise for one the template accepts,
+//!   such as a month `00`). Twenty's own form (`2026-09-21T10:15:30.412Z`) is tried first, so it
+//!   costs one check; `.datetime()` without a template reads ISO forms with an offset, not `Z`.
+//!   Its parse is PostgreSQL's `to_timestamp`, which takes a few malformed values (a month `00`
+//!   as January) rather than refusing them.
+//! - `date`: the same with `YYYY-MM-DD`.
+//! - `text_array`: each element of a JSON array as text (a string as itself, another value as its
+//!   JSON text). It holds a subquery, so it is called rather than inlined: only when read.
+//! - `json`: any value but JSON `null`.
+//!
+//! The migration's text stays short because sqlx logs every statement it runs, migrations included,
+//! at debug level.
 //! A view's SQL is built here, not bound: DDL takes no parameters. Every name in it went through
 //! [`naming`]: identifiers are `[a-z0-9_]` and quoted, JSON keys and object names are checked and
 //! quoted as literals.

@@ -80,19 +80,17 @@ fn column_expression(column: &ViewColumn) -> String {
         ColumnKind::Boolean => format!("CASE {json_type} WHEN 'true' THEN 1 WHEN 'false' THEN 0 END"),
         // Twenty's own form comes back from strftime as it went in, which also proves the date and
         // time exist (a 30 February would come back as 2 March): one call. Any other form is
-        // checked for its shape and its date, then normalised to UTC.
+        // checked for its shape and its date, then normalised to UTC. A number or an object never
+        // has the shape, so its JSON type needs no check.
         ColumnKind::Timestamp => format!(
-            "CASE WHEN {json_type} = 'text' THEN \
-                 CASE WHEN strftime('{SQLITE_TIMESTAMP}', {value}) = {value} THEN {value} \
-                     WHEN {value} GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]*' \
-                         AND ({value} GLOB '*Z' OR {value} GLOB '*[+-][0-9][0-9]:[0-9][0-9]') \
-                         AND date(substr({value}, 1, 10)) = substr({value}, 1, 10) \
-                     THEN strftime('{SQLITE_TIMESTAMP}', {value}) END \
+            "CASE WHEN strftime('{SQLITE_TIMESTAMP}', {value}) = {value} THEN {value} \
+                 WHEN {value} GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]*' \
+                     AND ({value} GLOB '*Z' OR {value} GLOB '*[+-][0-9][0-9]:[0-9][0-9]') \
+                     AND date(substr({value}, 1, 10)) = substr({value}, 1, 10) \
+                 THEN strftime('{SQLITE_TIMESTAMP}', {value}) \
              END"
         ),
-        ColumnKind::Date => {
-            format!("CASE WHEN {json_type} = 'text' AND date({value}) = {value} THEN {value} END")
-        }
+        ColumnKind::Date => format!("CASE WHEN date({value}) = {value} THEN {value} END"),
         // Comparisons, not abs(): abs() of the smallest integer raises an overflow error.
         ColumnKind::BigInt => format!(
             "CASE {json_type} \
