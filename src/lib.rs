@@ -10,6 +10,7 @@ pub mod change;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod fields;
 pub mod http;
 pub mod metrics;
 pub mod mirror;

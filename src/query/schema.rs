@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::fields::{SubFieldKind, composite_sub_fields};
+
 /// How a value is stored, compared and ordered.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LeafKind {
@@ -101,60 +103,16 @@ pub struct ManyToOne {
     pub target: String,
 }
 
-/// The kinds of a composite type's sub-fields.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SubKind {
-    Text,
-    /// Text without the `''`-is-null rule (currency codes, ids, the actor's source).
-    PlainText,
-    Number,
-    Array,
-    Json,
-}
+type SubFields = &'static [(&'static str, SubFieldKind)];
 
-type SubFields = &'static [(&'static str, SubKind)];
-
-/// Twenty's composite field types and their sub-fields (its `compositeTypeDefinitions`).
-fn composite_sub_fields(field_type: &str) -> Option<SubFields> {
-    use SubKind::{Array, Json, Number, PlainText, Text};
-    Some(match field_type {
-        "CURRENCY" => &[("amountMicros", Number), ("currencyCode", PlainText)],
-        "FULL_NAME" => &[("firstName", Text), ("lastName", Text)],
-        "EMAILS" => &[("primaryEmail", Text), ("additionalEmails", Array)],
-        "PHONES" => &[
-            ("primaryPhoneNumber", Text),
-            ("primaryPhoneCountryCode", Text),
-            ("primaryPhoneCallingCode", Text),
-            ("additionalPhones", Json),
-        ],
-        "LINKS" => &[("primaryLinkUrl", Text), ("primaryLinkLabel", Text), ("secondaryLinks", Json)],
-        "ADDRESS" => &[
-            ("addressStreet1", Text),
-            ("addressStreet2", Text),
-            ("addressCity", Text),
-            ("addressPostcode", Text),
-            ("addressState", Text),
-            ("addressCountry", Text),
-            ("addressLat", Number),
-            ("addressLng", Number),
-        ],
-        "ACTOR" => {
-            &[("source", PlainText), ("workspaceMemberId", PlainText), ("name", Text), ("context", Json)]
-        }
-        "RICH_TEXT_V2" => &[("blocknote", Text), ("markdown", Text)],
-        _ => return None,
-    })
-}
-
-impl SubKind {
-    fn leaf_kind(self) -> LeafKind {
-        match self {
-            SubKind::Text => LeafKind::Text { empty_is_null: true },
-            SubKind::PlainText => LeafKind::Text { empty_is_null: false },
-            SubKind::Number => LeafKind::Number,
-            SubKind::Array => LeafKind::Array { options: None },
-            SubKind::Json => LeafKind::Json,
-        }
+/// How the read API filters and orders a composite sub-field.
+fn sub_field_leaf(kind: SubFieldKind) -> LeafKind {
+    match kind {
+        SubFieldKind::Text => LeafKind::Text { empty_is_null: true },
+        SubFieldKind::PlainText => LeafKind::Text { empty_is_null: false },
+        SubFieldKind::Micros | SubFieldKind::Number => LeafKind::Number,
+        SubFieldKind::TextArray => LeafKind::Array { options: None },
+        SubFieldKind::Json => LeafKind::Json,
     }
 }
 
@@ -298,7 +256,7 @@ impl ObjectSchema {
             (Shape::Leaf(kind), []) => kind.clone(),
             (Shape::Composite(sub_fields), [sub_field]) => {
                 let (_, kind) = sub_fields.iter().find(|(name, _)| name == sub_field).ok_or_else(missing)?;
-                kind.leaf_kind()
+                sub_field_leaf(*kind)
             }
             (Shape::Composite(sub_fields), []) => {
                 let example = sub_fields.first().map_or("", |(name, _)| name);

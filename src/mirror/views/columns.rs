@@ -3,6 +3,8 @@
 
 use serde_json::Value;
 
+use crate::fields::{SubFieldKind, composite_sub_fields};
+
 use super::naming::{self, Unusable};
 use super::{ColumnKind, ColumnSource, SkipReason, SkippedField};
 
@@ -29,34 +31,14 @@ impl Candidate {
     }
 }
 
-/// Every sub-field of each composite type (protocol notes, section 6), in Twenty's order.
-fn composite_sub_fields(field_type: &str) -> Option<&'static [(&'static str, ColumnKind)]> {
-    use ColumnKind::{BigInt, Double, Json, Text};
-    Some(match field_type {
-        "CURRENCY" => &[("amountMicros", BigInt), ("currencyCode", Text)],
-        "FULL_NAME" => &[("firstName", Text), ("lastName", Text)],
-        "EMAILS" => &[("primaryEmail", Text), ("additionalEmails", Json)],
-        "PHONES" => &[
-            ("primaryPhoneNumber", Text),
-            ("primaryPhoneCountryCode", Text),
-            ("primaryPhoneCallingCode", Text),
-            ("additionalPhones", Json),
-        ],
-        "LINKS" => &[("primaryLinkUrl", Text), ("primaryLinkLabel", Text), ("secondaryLinks", Json)],
-        "ADDRESS" => &[
-            ("addressStreet1", Text),
-            ("addressStreet2", Text),
-            ("addressCity", Text),
-            ("addressPostcode", Text),
-            ("addressState", Text),
-            ("addressCountry", Text),
-            ("addressLat", Double),
-            ("addressLng", Double),
-        ],
-        "ACTOR" => &[("source", Text), ("workspaceMemberId", Text), ("name", Text), ("context", Json)],
-        "RICH_TEXT_V2" => &[("blocknote", Text), ("markdown", Text)],
-        _ => return None,
-    })
+/// The view column type of a composite sub-field: JSON-valued sub-fields (arrays included) are JSON.
+fn sub_field_kind(kind: SubFieldKind) -> ColumnKind {
+    match kind {
+        SubFieldKind::Text | SubFieldKind::PlainText => ColumnKind::Text,
+        SubFieldKind::Micros => ColumnKind::BigInt,
+        SubFieldKind::Number => ColumnKind::Double,
+        SubFieldKind::TextArray | SubFieldKind::Json => ColumnKind::Json,
+    }
 }
 
 /// The column type of a field that is one value. A type this build does not know is read as JSON,
@@ -177,7 +159,12 @@ fn field_columns(definition: &Value, name: &str, listed: &[&str]) -> Result<Vec<
             Some(subs) => subs
                 .iter()
                 .map(|(sub, kind)| {
-                    column(naming::identifier(&[name, sub]), *kind, Some(sub), key(&[name, sub]))
+                    column(
+                        naming::identifier(&[name, sub]),
+                        sub_field_kind(*kind),
+                        Some(sub),
+                        key(&[name, sub]),
+                    )
                 })
                 .collect(),
             None => {
