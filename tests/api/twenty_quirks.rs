@@ -36,7 +36,8 @@ async fn an_exhausted_quota_stops_the_run_at_once_and_destroys_nothing() {
     fake.destroy("person", &ids[0]);
 
     fake.reset_requests();
-    fake.exhaust_quota_after(Some(2));
+    // Discovery and two pages, then the quota is spent.
+    fake.set_quota(3, None);
     let outcome = run(&store, &fake, Mode::Full, true).await;
     assert_eq!(outcome.status, RunStatus::Failed);
     let error = outcome.error.as_deref().unwrap_or_default();
@@ -147,7 +148,7 @@ async fn the_scheduler_waits_out_an_exhausted_quota_instead_of_trying_every_inte
     let fake = FakeTwenty::start().await;
     let (_db, store) = fresh_store().await;
     seed_people(&fake, 3);
-    fake.exhaust_quota_after(Some(0));
+    fake.set_quota(0, None);
     let reconciler = reconciler(&store, &fake, |_, _| {});
     let schedule = Schedule { delta_every: Some(Duration::from_millis(20)), full_every: None };
     let shutdown = CancellationToken::new();
@@ -167,7 +168,7 @@ async fn reconcile_exits_non_zero_when_the_quota_stopped_the_run() {
     let fake = FakeTwenty::start().await;
     seed_people(&fake, 3);
     let db = crate::helpers::TestDb::new().await;
-    fake.exhaust_quota_after(Some(0));
+    fake.set_quota(0, None);
     let mut command = crate::helpers::binary::twenty_mirror();
     command
         .env("DATABASE_URL", &db.url)

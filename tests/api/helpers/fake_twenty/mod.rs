@@ -366,12 +366,6 @@ impl FakeTwenty {
         self.lock().listing.cursor_rejections = times;
     }
 
-    /// Answers record listings with 402 (the workspace's quota exhausted) once `requests` more have
-    /// been answered; `None` lifts the quota.
-    pub fn exhaust_quota_after(&self, requests: Option<usize>) {
-        self.lock().listing.quota_left = requests;
-    }
-
     // ----- observability -----
 
     /// Every request answered so far (since the last reset), in arrival order.

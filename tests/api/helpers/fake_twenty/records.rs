@@ -28,8 +28,6 @@ pub(super) struct ListingQuirks {
     pages_answered: usize,
     /// The next this-many listings with a cursor answer 400 `INVALID_CURSOR`.
     pub(super) cursor_rejections: usize,
-    /// Listings answered before the quota is exhausted; `None` for no quota.
-    pub(super) quota_left: Option<usize>,
 }
 
 /// Twenty's answer to a cursor made for another `order_by` (protocol notes, section 8).
@@ -99,11 +97,6 @@ pub(super) fn list(shared: &Shared, plural: &str, query: &str) -> HttpResponse {
             return object_not_found(plural);
         };
         let quirks = &mut state.listing;
-        match &mut quirks.quota_left {
-            Some(0) => return error(402, "QUOTA_EXCEEDED", "The workspace has exhausted its quota"),
-            Some(left) => *left -= 1,
-            None => {}
-        }
         if query.after.is_some() && quirks.cursor_rejections > 0 {
             quirks.cursor_rejections -= 1;
             return error(400, "INVALID_CURSOR", INVALID_CURSOR);
