@@ -142,3 +142,44 @@ async fn destroys_inferred_by_a_sweep_are_counted() {
     assert_eq!((kept[0].live, kept[0].soft_deleted, kept[0].destroyed), (19, 0, 1), "{kept:?}");
     assert_kept_counts_are_true(&store, "after a sweep inferred a destroy").await;
 }
+
+/// Migration 0007 starts the kept counts from what the mirror already held: rows in every stage and
+/// deliveries stored before it ran.
+#[tokio::test]
+async fn the_migration_counts_the_rows_and_deliveries_already_there() {
+    let db = crate::helpers::TestDb::new().await;
+    let store = Store::connect(&db.url).await.expect("a store");
+    let migrator = match store.pool() {
+        Pool::Sqlite(_) => sqlx::migrate!("migrations/sqlite"),
+        Pool::Postgres(_) => sqlx::migrate!("migrations/postgres"),
+    };
+    let before = sqlx::migrate::Migrator {
+        migrations: migrator.migrations.iter().filter(|m| m.version < 7).cloned().collect(),
+        ..migrator
+    };
+    let rows = "INSERT INTO twenty_records (object, id, data, updated_at, deleted_at, destroyed_at, source, synced_at) \
+                VALUES ('person', 'a', '{}', '2026-01-01T00:00:00.000Z', NULL, NULL, 'webhook', '2026-01-01T00:00:00.000Z'), \
+                       ('person', 'b', '{}', '2026-01-01T00:00:00.000Z', NULL, NULL, 'webhook', '2026-01-01T00:00:00.000Z'), \
+                       ('person', 'c', '{}', '2026-01-01T00:00:00.000Z', '2026-01-02T00:00:00.000Z', NULL, 'webhook', '2026-01-02T00:00:00.000Z'), \
+                       ('company', 'x', '{}', '2026-01-01T00:00:00.000Z', NULL, '2026-01-03T00:00:00.000Z', 'reconcile', '2026-01-03T00:00:00.000Z')";
+    let events = "INSERT INTO webhook_events (received_at, event_name, object, record_id, outcome, body) \
+                  VALUES ('2026-01-04T00:00:00.000Z', 'person.created', 'person', 'a', 'applied', '{}'), \
+                         ('2026-01-05T00:00:00.000Z', 'opportunity.created', 'opportunity', 'o', 'failed', '{}')";
+    match store.pool() {
+        Pool::Sqlite(pool) => {
+            before.run(pool).await.expect("migrating up to 0006");
+            sqlx::raw_sql(&format!("{rows}; {events}")).execute(pool).await.expect("rows before 0007");
+        }
+        Pool::Postgres(pool) => {
+            before.run(pool).await.expect("migrating up to 0006");
+            sqlx::raw_sql(&format!("{rows}; {events}")).execute(pool).await.expect("rows before 0007");
+        }
+    }
+    store.migrate().await.expect("applying 0007");
+
+    let kept = store.object_counts().await.expect("the kept counts");
+    assert_eq!(kept, counted(&store).await, "what 0007 found");
+    let person = kept.iter().find(|c| c.object == "person").expect("person");
+    assert_eq!((person.live, person.soft_deleted, person.destroyed), (2, 1, 0));
+    assert!(kept.iter().any(|c| c.object == "opportunity" && c.live == 0 && c.last_webhook_at.is_some()));
+}
