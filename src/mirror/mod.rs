@@ -25,7 +25,7 @@ pub use backend::Pool;
 pub use error::StoreError;
 pub use model::{
     Counts, Delivery, Disposition, EventOutcome, Mode, ObjectCounts, ObjectRow, PageWrite, ReconcilerLock,
-    RunRow, RunStatus, StoredEvent, StoredRecord, SyncState, Trigger,
+    RunRow, RunStatus, StoredEvent, StoredRecord, SyncState, Trigger, WebhookHealth,
 };
 pub use rule::ApplyOutcome;
 

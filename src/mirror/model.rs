@@ -267,6 +267,19 @@ text_enum!(
 text_enum!(
     RunStatus { Running => "running", Succeeded => "succeeded", Failed => "failed" }
 );
+text_enum!(
+    /// What an object's last delta pass says of its webhooks (design section 9): `ok` when it
+    /// repaired nothing, `lossy` when it repaired something and deliveries for the object arrived
+    /// since the previous pass, `silent` when it repaired something and none arrived, `unknown`
+    /// before the first delta pass.
+    WebhookHealth { Ok => "ok", Lossy => "lossy", Silent => "silent", Unknown => "unknown" }
+);
+
+impl Default for WebhookHealth {
+    fn default() -> Self {
+        WebhookHealth::Unknown
+    }
+}
 
 /// A row of `sync_runs`; its JSON uses the column names.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::mirror::{Counts, RunRow};
+use crate::mirror::{Counts, RunRow, WebhookHealth};
 use crate::mirror::{Store, StoreError};
 
 #[derive(Debug, Clone, Serialize)]
@@ -36,6 +36,10 @@ pub struct ObjectStatus {
     pub last_run_id: Option<i64>,
     /// The counts of the object's last complete pass.
     pub last_counts: Option<Counts>,
+    /// What the last delta pass says of the object's webhooks.
+    pub webhook_health: WebhookHealth,
+    /// The object's typed view as a reader names it (`person`, `twenty.person`), when it has one.
+    pub view: Option<String>,
 }
 
 pub async fn status(store: &Store, now: DateTime<Utc>) -> Result<StatusReport, StoreError> {
