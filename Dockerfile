@@ -8,18 +8,20 @@ WORKDIR /app
 
 # 1. Dependencies: build the real manifests against placeholder sources.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src benches \
+COPY crates/fake-twenty/Cargo.toml crates/fake-twenty/
+RUN mkdir -p src benches crates/fake-twenty/src \
     && echo 'fn main() {}' > src/main.rs \
-    && touch src/lib.rs \
+    && touch src/lib.rs crates/fake-twenty/src/lib.rs \
     && for bench in webhook_load reconcile_load views_load; do echo 'fn main() {}' > "benches/$bench.rs"; done \
     && cargo build --release --locked --bin twenty-mirror \
-    && rm -rf src benches
+    && rm -rf src benches crates/fake-twenty/src
 
 # 2. The service itself.
 COPY src ./src
+COPY crates ./crates
 COPY migrations ./migrations
 COPY benches ./benches
-RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin twenty-mirror
+RUN touch src/main.rs src/lib.rs crates/fake-twenty/src/lib.rs && cargo build --release --locked --bin twenty-mirror
 
 FROM debian:bookworm-slim
 RUN apt-get update \

@@ -1,4 +1,4 @@
-//! Load test of the reconciler against the fake Twenty server (`tests/api/helpers/fake_twenty/mod.rs`), in
+//! Load test of the reconciler against the fake Twenty server (the `fake-twenty` crate), in
 //! this process: the service's own reconciler (`Reconciler::reconcile_once`), its page loop
 //! included, against records the bench loads into the fake. Run with
 //! `cargo bench --bench reconcile_load`.
@@ -42,8 +42,6 @@ mod support;
 // The bench uses a small part of the fake, which the integration tests share; the rest would
 // warn here as unused, and the file belongs to the tests.
 #[allow(dead_code)]
-#[path = "../../tests/api/helpers/fake_twenty/mod.rs"]
-mod fake_twenty;
 
 mod database;
 mod machine;

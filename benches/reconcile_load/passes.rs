@@ -13,7 +13,7 @@ use twenty_mirror::twenty::pacer::RateLimit;
 
 use crate::OVERLAP;
 use crate::database::{Wal, backend_ticks, wal};
-use crate::fake_twenty::{FakeTwenty, encode_query};
+use fake_twenty::{FakeTwenty, encode_query};
 use crate::machine::{CpuUse, DISTURBING_BACKGROUND, Memory, MemoryWatch, sample_cpu};
 use crate::support::database::{Backend, Database};
 use crate::support::machine::{background_load, wait_for_quiet};

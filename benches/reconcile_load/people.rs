@@ -4,7 +4,7 @@
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use crate::fake_twenty::FakeTwenty;
+use fake_twenty::FakeTwenty;
 use crate::support::random::{Rng, timestamp};
 
 /// Serialised size of a record, uniform in this range.

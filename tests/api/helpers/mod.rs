@@ -4,7 +4,7 @@
 
 pub mod binary;
 mod delivery;
-pub mod fake_twenty;
+pub use ::fake_twenty;
 mod outage;
 mod test_db;
 

@@ -11,7 +11,7 @@
 //! The server runs on a thread of its own (an actix system) and stops when the `FakeTwenty` is
 //! dropped. Every mutation is a synchronous `&self` method, usable from any test.
 //!
-//! This module holds the server and its controls; the rest is split by concern: `state` (tables,
+//! This file holds the server and its controls; the rest is split by concern: `state` (tables,
 //! rows, the replica's lag), `routes` (dispatch, one record), `records` (record lists), `filter`
 //! (the `filter` grammar), `order` (`order_by` and cursors), `metadata` (objects and fields),
 //! `webhooks` (subscriptions), `limits` (rate limits and injected faults).
