@@ -39,10 +39,6 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-// The bench uses a small part of the fake, which the integration tests share; the rest would
-// warn here as unused, and the file belongs to the tests.
-#[allow(dead_code)]
-
 mod database;
 mod machine;
 mod passes;

@@ -13,10 +13,10 @@ use twenty_mirror::twenty::pacer::RateLimit;
 
 use crate::OVERLAP;
 use crate::database::{Wal, backend_ticks, wal};
-use fake_twenty::{FakeTwenty, encode_query};
 use crate::machine::{CpuUse, DISTURBING_BACKGROUND, Memory, MemoryWatch, sample_cpu};
 use crate::support::database::{Backend, Database};
 use crate::support::machine::{background_load, wait_for_quiet};
+use fake_twenty::{FakeTwenty, encode_query};
 
 /// The reconciler's filter and order for a full pass (`src/sync/reconciler.rs`), for the fetch on
 /// its own.

@@ -4,8 +4,8 @@
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use fake_twenty::FakeTwenty;
 use crate::support::random::{Rng, timestamp};
+use fake_twenty::FakeTwenty;
 
 /// Serialised size of a record, uniform in this range.
 pub const MIN_RECORD_BYTES: usize = 1024;

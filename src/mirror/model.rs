@@ -237,11 +237,11 @@ impl Counts {
 }
 
 macro_rules! text_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
         #[serde(rename_all = "lowercase")]
-        pub enum $name { $($variant),+ }
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
 
         impl $name {
             pub fn as_str(self) -> &'static str {
@@ -272,14 +272,9 @@ text_enum!(
     /// repaired nothing, `lossy` when it repaired something and deliveries for the object arrived
     /// since the previous pass, `silent` when it repaired something and none arrived, `unknown`
     /// before the first delta pass.
-    WebhookHealth { Ok => "ok", Lossy => "lossy", Silent => "silent", Unknown => "unknown" }
+    #[derive(Default)]
+    WebhookHealth { Ok => "ok", Lossy => "lossy", Silent => "silent", #[default] Unknown => "unknown" }
 );
-
-impl Default for WebhookHealth {
-    fn default() -> Self {
-        WebhookHealth::Unknown
-    }
-}
 
 /// A row of `sync_runs`; its JSON uses the column names.
 #[derive(Debug, Clone, PartialEq, Serialize)]
