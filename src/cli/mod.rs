@@ -46,8 +46,8 @@ enum Command {
     /// Re-apply stored deliveries through the apply rule (after a fix, or into an emptied mirror).
     Replay(replay::Args),
     /// Run the service against a simulated Twenty workspace, on a temporary SQLite database and
-    /// 127.0.0.1 only, for a first look: NOT connected to a real Twenty. Of the environment's
-    /// settings, only the logging and the webhook limits apply.
+    /// 127.0.0.1 only, for a first look: NOT connected to a real Twenty. It sets for itself every
+    /// setting that could reach a database, a Twenty or another network interface.
     Playground(playground::Args),
 }
 

@@ -75,6 +75,7 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<Exit> {
     // Stops on SIGINT or SIGTERM, and cancels the token the driver watches.
     let served = app.run_until_stopped().await;
     let (workspace, tally) = driver.await.context("joining the playground's driver")?;
+    // Stops the simulated Twenty server.
     drop(workspace);
     served?;
     directory.close().context("removing the playground's temporary directory")?;
@@ -102,7 +103,7 @@ struct Simulated<'a> {
 
 impl Simulated<'_> {
     /// `base` (from the environment) with everything that could reach a real database, a real
-    /// Twenty or another network interface replaced; the logging and limits are kept.
+    /// Twenty or another network interface replaced; the rest, logging included, is kept.
     fn settings(&self, base: Settings) -> Settings {
         Settings {
             database_url: DatabaseUrl::new(format!("sqlite://{}", self.database.display())),
@@ -170,7 +171,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nothing_of_a_real_deployment_is_kept_but_its_logging_and_limits() {
+    fn what_could_reach_a_real_deployment_is_replaced_and_the_rest_kept() {
         let environment = HashMap::from([
             ("DATABASE_URL", "postgres://mirror:hunter2@db.internal/mirror"),
             ("HOST", "0.0.0.0"),

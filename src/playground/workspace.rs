@@ -129,29 +129,18 @@ impl Workspace {
             self.records(object).into_iter().partition(|record| record["deletedAt"].is_null());
         let action = Action::pick(self.rng.u32(0..100), live.len(), trashed.len());
         let singular = object.singular();
-        let chosen = |rng: &mut Rng, among: &[Value]| {
-            among[rng.usize(..among.len())]["id"].as_str().unwrap_or_default().to_owned()
-        };
+        let mut pick = |among: &[Value]| among[self.rng.usize(..among.len())].clone();
+        let id_of = |record: &Value| record["id"].as_str().unwrap_or_default().to_owned();
         let (record, updated_fields) = match action {
             Action::Created => (self.create(object), Vec::new()),
             Action::Updated => {
-                let target = &live[self.rng.usize(..live.len())];
-                let (fields, updated) = samples::edit(&mut self.rng, object, target);
-                let id = target["id"].as_str().unwrap_or_default();
-                (self.twenty.update(singular, id, fields), updated)
+                let target = pick(&live);
+                let (fields, updated) = samples::edit(&mut self.rng, object, &target);
+                (self.twenty.update(singular, &id_of(&target), fields), updated)
             }
-            Action::Deleted => {
-                let id = chosen(&mut self.rng, &live);
-                (self.twenty.soft_delete(singular, &id), vec!["deletedAt"])
-            }
-            Action::Restored => {
-                let id = chosen(&mut self.rng, &trashed);
-                (self.twenty.restore(singular, &id), vec!["deletedAt"])
-            }
-            Action::Destroyed => {
-                let id = chosen(&mut self.rng, &trashed);
-                (self.twenty.destroy(singular, &id), Vec::new())
-            }
+            Action::Deleted => (self.twenty.soft_delete(singular, &id_of(&pick(&live))), vec!["deletedAt"]),
+            Action::Restored => (self.twenty.restore(singular, &id_of(&pick(&trashed))), vec!["deletedAt"]),
+            Action::Destroyed => (self.twenty.destroy(singular, &id_of(&pick(&trashed))), Vec::new()),
         };
         Change { object, action, record, updated_fields }
     }
