@@ -3,7 +3,8 @@
 //! Data flows one way: bytes → verified (`twenty::signature`) → parsed (`twenty::webhook`, into
 //! Twenty's own types) → a [`change::Change`] → the apply rule (`mirror`) → outcome, committed by the
 //! group-commit writer before the answer. `change` is the ground that `twenty` and `mirror` both
-//! stand on; neither of those two imports the other.
+//! stand on; neither of those two imports the other. `playground` is the simulated Twenty
+//! workspace of the `playground` command, which alone imports it.
 
 pub mod app;
 pub mod change;
@@ -14,6 +15,7 @@ pub mod fields;
 pub mod http;
 pub mod metrics;
 pub mod mirror;
+pub mod playground;
 pub mod query;
 pub mod shutdown;
 pub mod subscription;

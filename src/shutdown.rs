@@ -1,6 +1,7 @@
-//! The one shutdown listener of the long-running commands, `serve` and `reconcile`: SIGTERM (a
-//! platform stopping the machine) and SIGINT (Ctrl-C) both cancel one token, and whatever watches
-//! it drains: the server answers the requests it has, the reconciler commits the pages in flight.
+//! The one shutdown listener of the long-running commands, `serve`, `playground` and `reconcile`:
+//! SIGTERM (a platform stopping the machine) and SIGINT (Ctrl-C) both cancel one token, and
+//! whatever watches it drains: the server answers the requests it has, the reconciler commits the
+//! pages in flight.
 
 use std::fmt;
 

@@ -2,6 +2,7 @@
 //! and progress go to stderr.
 
 mod exit;
+mod playground;
 mod progress;
 mod reconcile;
 mod replay;
@@ -44,6 +45,10 @@ enum Command {
     },
     /// Re-apply stored deliveries through the apply rule (after a fix, or into an emptied mirror).
     Replay(replay::Args),
+    /// Run the service against a simulated Twenty workspace, on a temporary SQLite database and
+    /// 127.0.0.1 only, for a first look: NOT connected to a real Twenty. It sets for itself every
+    /// setting that could reach a database, a Twenty or another network interface.
+    Playground(playground::Args),
 }
 
 impl Cli {
@@ -64,6 +69,7 @@ impl Cli {
             Command::Status(args) => status::run(settings, args).await,
             Command::Webhook { command } => webhook::run(settings, command).await,
             Command::Replay(args) => replay::run(settings, args).await,
+            Command::Playground(args) => playground::run(settings, args).await,
         };
         result.unwrap_or_else(|error| {
             tracing::error!(error = format!("{error:#}"), "twenty-mirror failed");

@@ -8,7 +8,7 @@ use crate::helpers::{TestDb, eventually};
 
 #[test]
 fn every_command_has_help() {
-    for args in [&["--help"][..], &["serve", "--help"], &["migrate", "--help"]] {
+    for args in [&["--help"][..], &["serve", "--help"], &["migrate", "--help"], &["playground", "--help"]] {
         let output = twenty_mirror().args(args).output().expect("running the binary");
         assert!(output.status.success(), "{args:?}");
         assert!(String::from_utf8_lossy(&output.stdout).contains("Usage"), "{args:?}");
