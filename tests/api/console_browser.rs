@@ -185,6 +185,19 @@ async fn an_operator_signs_in_reconciles_and_follows_the_run() {
     assert_eq!(client.current_url().await.unwrap().path(), format!("/runs/{id}"));
     assert!(text(&client, "#run h2").await.starts_with(&format!("Run {id}")));
 
+    // On a phone's width each object is a card: no header row, each cell labelled.
+    client.goto(&app.address).await.unwrap();
+    client.set_window_size(390, 844).await.expect("a phone's window");
+    wait_for(&client, "#objects").await;
+    let header = client.find(Locator::Css("#objects thead")).await.unwrap();
+    assert!(!header.is_displayed().await.unwrap(), "the objects' header row shows on a phone");
+    let cell = client
+        .find(Locator::Css(r#"#objects tr[data-object="person"] td[data-label="Live"]"#))
+        .await
+        .unwrap();
+    assert_eq!(cell.css_value("display").await.unwrap(), "flex");
+    client.set_window_size(1280, 900).await.expect("a laptop's window");
+
     if let Ok(path) = std::env::var("CONSOLE_SCREENSHOT") {
         client.goto(&app.address).await.unwrap();
         wait_for(&client, "#objects").await;
