@@ -27,7 +27,7 @@ use crate::sync::status::status;
 use session::{Session, SessionKey};
 
 /// How many runs the front page lists.
-const RUNS_LISTED: i64 = 20;
+const RUNS_LISTED: usize = 20;
 /// How many runs the repaired chart reads: a week of the default 5-minute cadence is 2,016 runs,
 /// and the runs an operator or a full sweep adds fit in the rest.
 const RUNS_CHARTED: i64 = 2_100;
@@ -152,7 +152,7 @@ async fn index(request: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
         now,
         stale_after: state.stale_after,
         report: &report,
-        runs: &runs[..runs.len().min(RUNS_LISTED as usize)],
+        runs: &runs[..runs.len().min(RUNS_LISTED)],
         deliveries: &charts::deliveries_by_hour(now, &deliveries),
         repaired: &charts::repaired_per_run(now, &runs),
         reconciler_on: state.reconciler.is_some(),
