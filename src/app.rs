@@ -95,6 +95,7 @@ impl Application {
             admin_token: settings.admin_token.as_ref().map(AdminToken::new),
             tasks: background.clone(),
             metrics: metrics.clone(),
+            stale_after: settings.stale_after,
         });
 
         let address = SocketAddr::new(settings.host, settings.port);

@@ -31,6 +31,9 @@ pub struct Settings {
     /// `PUBLIC_URL`: where Twenty reaches the service, for checking the webhook subscription in
     /// Twenty at start.
     pub public_url: Option<PublicUrl>,
+    /// `STALE_AFTER`: an object whose last complete pass is older is `stale` on the console; twice
+    /// as old, `alert`.
+    pub stale_after: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -258,6 +261,11 @@ impl Settings {
             ConfigError::new("PUBLIC_URL", format!("{e}; expected the service's base URL, https://HOST"))
         })?;
 
+        let stale_after = match duration_or("STALE_AFTER", get("STALE_AFTER"), 3600)? {
+            d if d.is_zero() => return Err(ConfigError::new("STALE_AFTER", "must be longer than zero")),
+            d => d,
+        };
+
         Ok(Settings {
             database_url: DatabaseUrl::new(database_url),
             host,
@@ -269,6 +277,7 @@ impl Settings {
             reconcile,
             admin_token: get("ADMIN_TOKEN").map(SecretString::from),
             public_url,
+            stale_after,
         })
     }
 }
@@ -389,6 +398,13 @@ mod tests {
     }
 
     #[test]
+    fn stale_after_defaults_to_an_hour() {
+        assert_eq!(settings(&[]).unwrap().stale_after, Duration::from_secs(3600));
+        assert_eq!(settings(&[("STALE_AFTER", "30m")]).unwrap().stale_after, Duration::from_secs(1800));
+        assert_eq!(settings(&[("STALE_AFTER", "2h")]).unwrap().stale_after, Duration::from_secs(7200));
+    }
+
+    #[test]
     fn secrets_are_comma_separated() {
         let s = settings(&[("TWENTY_WEBHOOK_SECRET", "old, new,")]).unwrap();
         let exposed: Vec<_> =
@@ -416,6 +432,8 @@ mod tests {
             ("FULL_SWEEP_INTERVAL", "daily"),
             ("RECONCILE_OVERLAP", "-5m"),
             ("RECONCILE_MAX_DESTROY_SHARE", "150%"),
+            ("STALE_AFTER", "an hour"),
+            ("STALE_AFTER", "0m"),
         ] {
             let err = settings(&[(variable, value)]).expect_err(variable);
             assert_eq!(err.variable, variable);

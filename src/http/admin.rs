@@ -37,8 +37,16 @@ impl AdminToken {
         mac
     }
 
-    fn matches(&self, candidate: &str) -> bool {
+    pub(super) fn matches(&self, candidate: &str) -> bool {
         Self::mac(candidate.as_bytes()).verify_slice(&self.mac).is_ok()
+    }
+
+    /// A key for `purpose` derived from the token: the same on every instance and after a restart,
+    /// and another once the token changes. The console signs its sessions with one.
+    pub(super) fn derive_key(&self, purpose: &[u8]) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.mac).expect("HMAC takes any key");
+        mac.update(purpose);
+        mac.finalize().into_bytes().into()
     }
 }
 

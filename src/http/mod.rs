@@ -1,6 +1,7 @@
 //! The HTTP surface: routes, shared state and the mapping of errors to status codes.
 
 pub mod admin;
+mod console;
 mod health;
 mod metrics;
 pub mod webhooks;
@@ -28,6 +29,8 @@ pub struct AppState {
     /// Runs started from `/admin/reconcile`; shutdown waits for them to stop between pages.
     pub tasks: TaskTracker,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// `STALE_AFTER`, for the console's staleness badges.
+    pub stale_after: std::time::Duration,
 }
 
 pub fn routes(config: &mut web::ServiceConfig) {
@@ -39,5 +42,6 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/admin/runs", web::get().to(admin::runs))
         .route("/admin/runs/{id}", web::get().to(admin::run))
         .route("/admin/status", web::get().to(admin::status_report))
-        .route("/metrics", web::get().to(metrics::metrics));
+        .route("/metrics", web::get().to(metrics::metrics))
+        .configure(console::routes);
 }

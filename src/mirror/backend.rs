@@ -10,8 +10,8 @@ use sqlx::{PgPool, SqlitePool};
 
 use super::error::StoreError;
 use super::model::{
-    Counts, DeliveryBatch, Mode, ObjectCounts, ObjectRow, PageWrite, ReconcilerLock, RunRow, RunStatus,
-    StoredEvent, StoredRecord, SyncState, Trigger,
+    Counts, DeliveryBatch, HourlyDeliveries, Mode, ObjectCounts, ObjectRow, PageWrite, ReconcilerLock,
+    RunRow, RunStatus, StoredEvent, StoredRecord, SyncState, Trigger,
 };
 use super::rule::ApplyOutcome;
 use crate::change::Change;
@@ -56,6 +56,7 @@ pub(crate) trait Backend: std::fmt::Debug + Send + Sync {
         limit: i64,
     ) -> Result<Vec<StoredEvent>, StoreError>;
     async fn recent_events(&self, limit: i64) -> Result<Vec<StoredEvent>, StoreError>;
+    async fn deliveries_per_hour(&self, since: DateTime<Utc>) -> Result<Vec<HourlyDeliveries>, StoreError>;
 
     // The reconciler's bookkeeping (`runs.rs`).
     async fn save_objects(&self, objects: &[ObjectRow], at: DateTime<Utc>) -> Result<(), StoreError>;

@@ -24,8 +24,8 @@ use chrono::{DateTime, Utc};
 pub use backend::Pool;
 pub use error::StoreError;
 pub use model::{
-    Counts, Delivery, Disposition, EventOutcome, Mode, ObjectCounts, ObjectRow, PageWrite, ReconcilerLock,
-    RunRow, RunStatus, StoredEvent, StoredRecord, SyncState, Trigger, WebhookHealth,
+    Counts, Delivery, Disposition, EventOutcome, HourlyDeliveries, Mode, ObjectCounts, ObjectRow, PageWrite,
+    ReconcilerLock, RunRow, RunStatus, StoredEvent, StoredRecord, SyncState, Trigger, WebhookHealth,
 };
 pub use rule::ApplyOutcome;
 
@@ -142,6 +142,15 @@ impl Store {
     /// The newest deliveries in the event log, newest first.
     pub async fn recent_events(&self, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
         self.backend.recent_events(limit).await
+    }
+
+    /// Deliveries received since `since`, counted per hour and outcome, oldest hour first. The
+    /// range is bounded by `since` and read through the index on `received_at`.
+    pub async fn deliveries_per_hour(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<HourlyDeliveries>, StoreError> {
+        self.backend.deliveries_per_hour(since).await
     }
 
     pub async fn close(&self) {

@@ -22,6 +22,18 @@ pub enum EventOutcome {
 }
 
 impl EventOutcome {
+    pub const ALL: [EventOutcome; 5] = [
+        EventOutcome::Applied,
+        EventOutcome::Stale,
+        EventOutcome::Duplicate,
+        EventOutcome::Ignored,
+        EventOutcome::Failed,
+    ];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|outcome| outcome.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             EventOutcome::Applied => "applied",
@@ -40,6 +52,24 @@ impl From<ApplyOutcome> for EventOutcome {
             ApplyOutcome::Duplicate => EventOutcome::Duplicate,
             ApplyOutcome::Stale => EventOutcome::Stale,
         }
+    }
+}
+
+/// How many deliveries of one outcome the event log received in one hour (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HourlyDeliveries {
+    /// The start of the hour.
+    pub hour: DateTime<Utc>,
+    pub outcome: EventOutcome,
+    pub deliveries: i64,
+}
+
+impl HourlyDeliveries {
+    /// A row as a backend read it, refusing an outcome the store does not know.
+    pub(crate) fn read(hour: DateTime<Utc>, outcome: &str, deliveries: i64) -> Result<Self, StoreError> {
+        let outcome = EventOutcome::parse(outcome)
+            .ok_or_else(|| StoreError::Corrupt(format!("a delivery's outcome {outcome:?}")))?;
+        Ok(HourlyDeliveries { hour, outcome, deliveries })
     }
 }
 

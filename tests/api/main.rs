@@ -9,6 +9,8 @@ mod helpers;
 
 mod apply_rule;
 mod cli;
+mod console;
+mod console_browser;
 mod deployment;
 mod fake_twenty_selftest;
 mod faults;

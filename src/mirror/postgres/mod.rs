@@ -18,8 +18,8 @@ use sqlx::{Executor as _, PgPool};
 use super::backend::{ACQUIRE_TIMEOUT, Backend, Pool};
 use super::error::{Context, StoreError};
 use super::model::{
-    Counts, DeliveryBatch, Mode, ObjectCounts, ObjectRow, PageWrite, ReconcilerLock, RunRow, RunStatus,
-    StoredEvent, StoredRecord, SyncState, Trigger,
+    Counts, DeliveryBatch, HourlyDeliveries, Mode, ObjectCounts, ObjectRow, PageWrite, ReconcilerLock,
+    RunRow, RunStatus, StoredEvent, StoredRecord, SyncState, Trigger,
 };
 use super::rule::ApplyOutcome;
 use crate::change::Change;
@@ -149,6 +149,10 @@ impl Backend for PostgresBackend {
 
     async fn recent_events(&self, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
         records::recent_events(&self.pool, limit).await
+    }
+
+    async fn deliveries_per_hour(&self, since: DateTime<Utc>) -> Result<Vec<HourlyDeliveries>, StoreError> {
+        records::deliveries_per_hour(&self.pool, since).await
     }
 
     async fn save_objects(&self, objects: &[ObjectRow], at: DateTime<Utc>) -> Result<(), StoreError> {

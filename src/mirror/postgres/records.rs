@@ -9,7 +9,7 @@ use sqlx::{PgConnection, PgPool, Postgres};
 use super::rows::WinnerOutcome;
 use crate::change::Change;
 use crate::mirror::error::{Context, StoreError};
-use crate::mirror::model::{DeliveryBatch, StoredEvent, StoredRecord};
+use crate::mirror::model::{DeliveryBatch, HourlyDeliveries, StoredEvent, StoredRecord};
 use crate::mirror::rows::{EventRow, RecordRow};
 use crate::mirror::rule::{ApplyOutcome, Reduced};
 
@@ -200,6 +200,24 @@ pub(super) async fn recent_events(pool: &PgPool, limit: i64) -> Result<Vec<Store
     .await
     .context("reading the event log")?;
     Ok(rows.into_iter().map(StoredEvent::from).collect())
+}
+
+pub(super) async fn deliveries_per_hour(
+    pool: &PgPool,
+    since: DateTime<Utc>,
+) -> Result<Vec<HourlyDeliveries>, StoreError> {
+    // date_trunc with a time zone: the hours are UTC's whatever the session's zone.
+    let rows: Vec<(DateTime<Utc>, String, i64)> = sqlx::query_as(
+        "SELECT date_trunc('hour', received_at, 'UTC') AS hour, outcome, count(*) \
+         FROM webhook_events WHERE received_at >= $1 GROUP BY hour, outcome ORDER BY hour, outcome",
+    )
+    .bind(since)
+    .fetch_all(pool)
+    .await
+    .context("counting deliveries per hour")?;
+    rows.into_iter()
+        .map(|(hour, outcome, deliveries)| HourlyDeliveries::read(hour, &outcome, deliveries))
+        .collect()
 }
 
 pub(super) async fn events_since(

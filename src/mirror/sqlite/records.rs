@@ -9,7 +9,7 @@ use sqlx::{SqliteConnection, SqlitePool};
 use super::rows::StoredColumns;
 use crate::change::{Change, format_timestamp};
 use crate::mirror::error::{Context, StoreError};
-use crate::mirror::model::{DeliveryBatch, LoggedDelivery, StoredEvent, StoredRecord};
+use crate::mirror::model::{DeliveryBatch, HourlyDeliveries, LoggedDelivery, StoredEvent, StoredRecord};
 use crate::mirror::rows::{EventRow, RecordRow, Timestamp};
 use crate::mirror::rule::{self, ApplyOutcome, Reduced, StoredRow, Version};
 
@@ -279,6 +279,25 @@ pub(super) async fn recent_events(pool: &SqlitePool, limit: i64) -> Result<Vec<S
     .await
     .context("reading the event log")?;
     Ok(rows.into_iter().map(StoredEvent::from).collect())
+}
+
+/// The hour is the first 13 characters of the fixed-width text (`2026-09-21T10`), completed into
+/// a timestamp of the same form.
+pub(super) async fn deliveries_per_hour(
+    pool: &SqlitePool,
+    since: DateTime<Utc>,
+) -> Result<Vec<HourlyDeliveries>, StoreError> {
+    let rows: Vec<(Timestamp, String, i64)> = sqlx::query_as(
+        "SELECT substr(received_at, 1, 13) || ':00:00.000Z' AS hour, outcome, count(*) \
+         FROM webhook_events WHERE received_at >= ?1 GROUP BY hour, outcome ORDER BY hour, outcome",
+    )
+    .bind(Timestamp(since))
+    .fetch_all(pool)
+    .await
+    .context("counting deliveries per hour")?;
+    rows.into_iter()
+        .map(|(hour, outcome, deliveries)| HourlyDeliveries::read(hour.0, &outcome, deliveries))
+        .collect()
 }
 
 pub(super) async fn events_since(
