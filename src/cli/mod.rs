@@ -7,6 +7,7 @@ mod reconcile;
 mod replay;
 mod serve;
 mod status;
+mod views;
 mod webhook;
 
 use clap::{Parser, Subcommand};
@@ -44,6 +45,9 @@ enum Command {
     },
     /// Re-apply stored deliveries through the apply rule (after a fix, or into an emptied mirror).
     Replay(replay::Args),
+    /// List the typed views (one per mirrored object) with their columns and types; `--sql` prints
+    /// the statements that created them.
+    Views(views::Args),
 }
 
 impl Cli {
@@ -64,6 +68,7 @@ impl Cli {
             Command::Status(args) => status::run(settings, args).await,
             Command::Webhook { command } => webhook::run(settings, command).await,
             Command::Replay(args) => replay::run(settings, args).await,
+            Command::Views(args) => views::run(settings, args).await,
         };
         result.unwrap_or_else(|error| {
             tracing::error!(error = format!("{error:#}"), "twenty-mirror failed");

@@ -229,6 +229,20 @@ pub enum NameConflict {
     ReservedPrefix,
 }
 
+impl NameConflict {
+    /// Why the view is not named `wanted`, for operators.
+    pub fn describe(&self, wanted: &str) -> String {
+        match self {
+            NameConflict::MirrorTable => format!("{wanted} is one of the mirror's own tables"),
+            NameConflict::NotCreatedByService => {
+                format!("{wanted} is taken by a table, view, index or type the service did not create")
+            }
+            NameConflict::OtherObject { object } => format!("{wanted} is the view of object {object}"),
+            NameConflict::ReservedPrefix => format!("SQLite keeps names like {wanted} for itself"),
+        }
+    }
+}
+
 /// The view of one object, as planned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ViewPlan {
@@ -256,6 +270,15 @@ pub enum ObjectSkipReason {
     },
     /// The same `nameSingular` was given twice; the first has the view.
     Duplicate,
+}
+
+impl ObjectSkipReason {
+    pub fn describe(&self) -> String {
+        match self {
+            ObjectSkipReason::UnusableName { problem } => problem.describe().to_owned(),
+            ObjectSkipReason::Duplicate => "the object is listed twice; the first has the view".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
