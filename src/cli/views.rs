@@ -44,7 +44,8 @@ fn listing(store: &Store, views: &[RegisteredView]) -> String {
     for view in views {
         let name = store.view_reader_name(&view.name);
         let Some(plan) = &view.plan else {
-            let _ = writeln!(out, "{name} (object {}): its plan cannot be read; `--sql` shows it\n", view.object);
+            let _ =
+                writeln!(out, "{name} (object {}): its plan cannot be read; `--sql` shows it\n", view.object);
             continue;
         };
         let _ = writeln!(out, "{name} (object {}, {} columns)", view.object, plan.columns.len());
@@ -57,7 +58,8 @@ fn listing(store: &Store, views: &[RegisteredView]) -> String {
                 Some(sub) => format!("{}.{sub}", column.field),
                 None => column.field.clone(),
             };
-            let renamed = column.wanted_name.as_ref().map(|w| format!(", not {w}: taken")).unwrap_or_default();
+            let renamed =
+                column.wanted_name.as_ref().map(|w| format!(", not {w}: taken")).unwrap_or_default();
             let _ = writeln!(
                 out,
                 "  {:<width$}  {:<36}  {field} ({}){renamed}",

@@ -59,7 +59,8 @@ pub(crate) trait Backend: std::fmt::Debug + Send + Sync {
     async fn recent_events(&self, limit: i64) -> Result<Vec<StoredEvent>, StoreError>;
 
     // The reconciler's bookkeeping (`runs.rs`).
-    async fn save_objects(&self, objects: &[ObjectRow], at: DateTime<Utc>) -> Result<ViewsReport, StoreError>;
+    async fn save_objects(&self, objects: &[ObjectRow], at: DateTime<Utc>)
+    -> Result<ViewsReport, StoreError>;
     async fn objects(&self) -> Result<Vec<ObjectRow>, StoreError>;
 
     // The typed views (`views/`).

@@ -17,8 +17,8 @@ use tracing::Instrument;
 use crate::change::format_timestamp;
 use crate::change::{Change, Source};
 use crate::metrics::Metrics;
-use crate::mirror::{Counts, Mode, ObjectRow, PageWrite, ReconcilerLock, RunStatus, SyncState, Trigger};
 use crate::mirror::views::{ViewOutcome, ViewsReport};
+use crate::mirror::{Counts, Mode, ObjectRow, PageWrite, ReconcilerLock, RunStatus, SyncState, Trigger};
 use crate::mirror::{Store, StoreError};
 use crate::twenty::client::{ClientError, ObjectMetadata, TwentyClient};
 
@@ -442,7 +442,9 @@ fn log_views(report: &ViewsReport) {
     }
     for dropped in &report.dropped {
         match &dropped.error {
-            None => tracing::info!(object = %dropped.object, view = %dropped.name, "dropped the view of an object no longer mirrored"),
+            None => {
+                tracing::info!(object = %dropped.object, view = %dropped.name, "dropped the view of an object no longer mirrored")
+            }
             Some(error) => tracing::error!(object = %dropped.object, view = %dropped.name, %error,
                 "could not drop the view of an object no longer mirrored"),
         }

@@ -101,7 +101,15 @@ impl StatusReport {
         let _ = writeln!(
             out,
             "{:<24} {:<24} {:>8} {:>8} {:>9} {:>9} {:<24} {:<24} {:>8}",
-            "OBJECT", "VIEW", "LIVE", "DELETED", "DESTROYED", "REPAIRED", "LAST WEBHOOK", "WATERMARK", "STALE"
+            "OBJECT",
+            "VIEW",
+            "LIVE",
+            "DELETED",
+            "DESTROYED",
+            "REPAIRED",
+            "LAST WEBHOOK",
+            "WATERMARK",
+            "STALE"
         );
         for o in &self.objects {
             let name = if o.mirrored { o.object.clone() } else { format!("{} (not mirrored)", o.object) };

@@ -191,7 +191,11 @@ impl Backend for SqliteBackend {
         records::recent_events(&self.pool, limit).await
     }
 
-    async fn save_objects(&self, objects: &[ObjectRow], at: DateTime<Utc>) -> Result<ViewsReport, StoreError> {
+    async fn save_objects(
+        &self,
+        objects: &[ObjectRow],
+        at: DateTime<Utc>,
+    ) -> Result<ViewsReport, StoreError> {
         runs::save_objects(&self.pool, objects, at).await
     }
 
