@@ -416,41 +416,42 @@ impl Reconciler {
 fn log_views(report: &ViewsReport) {
     for view in &report.views {
         let plan = &view.plan;
-        match &view.outcome {
+        let (object, name) = (&plan.object, &plan.name);
+        let outcome = match &view.outcome {
             ViewOutcome::Unchanged => continue,
             ViewOutcome::Failed { error } => {
-                tracing::error!(object = %plan.object, view = %plan.name, %error, "could not create or replace a view");
+                tracing::error!(%object, view = %name, %error, "could not create or replace a view");
                 continue;
             }
-            ViewOutcome::Created | ViewOutcome::Replaced => {
-                tracing::info!(object = %plan.object, view = %plan.name, columns = plan.columns.len(),
-                    outcome = if view.outcome == ViewOutcome::Created { "created" } else { "replaced" }, "typed view");
-            }
-        }
+            ViewOutcome::Created => "created",
+            ViewOutcome::Replaced => "replaced",
+        };
+        tracing::info!(%object, view = %name, columns = plan.columns.len(), outcome, "typed view");
         if let (Some(wanted), Some(conflict)) = (&plan.wanted_name, &plan.conflict) {
-            tracing::warn!(object = %plan.object, view = %plan.name, wanted = %wanted,
-                reason = %conflict.describe(wanted), "a view got a suffix");
+            let reason = conflict.describe(wanted);
+            tracing::warn!(%object, view = %name, %wanted, %reason, "a view got a suffix");
         }
         for skipped in &plan.skipped {
-            tracing::warn!(object = %plan.object, field = %skipped.field, reason = %skipped.reason.describe(),
-                "a field is not a column of its view");
+            let reason = skipped.reason.describe();
+            tracing::warn!(%object, field = %skipped.field, %reason, "a field is not a column of its view");
         }
         for column in plan.columns.iter().filter(|c| c.wanted_name.is_some()) {
-            tracing::info!(object = %plan.object, column = %column.name, wanted = column.wanted_name.as_deref(),
-                "a column got a suffix: another field has its name");
+            let wanted = column.wanted_name.as_deref();
+            tracing::info!(%object, column = %column.name, wanted, "a column got a suffix: another field has its name");
         }
     }
     for dropped in &report.dropped {
+        let (object, name) = (&dropped.object, &dropped.name);
         match &dropped.error {
-            None => {
-                tracing::info!(object = %dropped.object, view = %dropped.name, "dropped the view of an object no longer mirrored")
+            None => tracing::info!(%object, view = %name, "dropped the view of an object no longer mirrored"),
+            Some(error) => {
+                tracing::error!(%object, view = %name, %error, "could not drop the view of an object no longer mirrored")
             }
-            Some(error) => tracing::error!(object = %dropped.object, view = %dropped.name, %error,
-                "could not drop the view of an object no longer mirrored"),
         }
     }
     for skipped in &report.skipped {
-        tracing::warn!(object = %skipped.object, reason = %skipped.reason.describe(), "an object has no view");
+        let reason = skipped.reason.describe();
+        tracing::warn!(object = %skipped.object, %reason, "an object has no view");
     }
 }
 
