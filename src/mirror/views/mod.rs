@@ -52,7 +52,8 @@
 //!
 //! ## Keeping them in step
 //! [`sqlite::replace_views`] and [`postgres::replace_views`] take every mirrored object with its
-//! field definitions and bring the views in line inside the caller's transaction: a new object
+//! field definitions and bring the views in line inside the caller's transaction (the store's
+//! `save_objects`, which discovery calls at every reconcile and after a `metadata.*` webhook): a new object
 //! gets its view, a changed one is replaced (on PostgreSQL in place when columns were only added
 //! at the end, so that views built on it survive), an unchanged one is left alone, and the views
 //! of objects no longer given are dropped. Each view's change has a savepoint of its own: one that
