@@ -473,7 +473,10 @@ async fn the_views_command_lists_columns_and_types_and_prints_the_statements() {
     assert_eq!(reconciled.status.code(), Some(0), "{}", String::from_utf8_lossy(&reconciled.stderr));
     let log = String::from_utf8_lossy(&reconciled.stderr);
     let skip = log.lines().find(|l| l.contains("a field is not a column of its view")).unwrap_or_default();
-    assert!(skip.contains("\"people\"") && skip.contains("one-to-many"), "the run logs what was skipped: {log}");
+    assert!(
+        skip.contains("\"people\"") && skip.contains("one-to-many"),
+        "the run logs what was skipped: {log}"
+    );
 
     let listed = twenty_mirror().env("DATABASE_URL", &db.url).arg("views").output().expect("running views");
     assert_eq!(listed.status.code(), Some(0), "{}", String::from_utf8_lossy(&listed.stderr));
