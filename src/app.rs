@@ -21,7 +21,7 @@ use crate::metrics::Metrics;
 use crate::mirror::Store;
 use crate::mirror::writer::Writer;
 use crate::sync::scheduler::{self, Schedule};
-use crate::sync::{Reconciler, ReconcilerSettings};
+use crate::sync::{Reconciler, ReconcilerSettings, Rediscovery};
 use crate::twenty::client::{ClientSettings, TwentyClient};
 use crate::twenty::signature::SignaturePolicy;
 
@@ -82,6 +82,8 @@ impl Application {
             }
         };
         let background = TaskTracker::new();
+        let rediscovery =
+            reconciler.as_ref().map(|r| Rediscovery::start(r.clone(), &background, shutdown.clone()));
         let state = web::Data::new(AppState {
             store: store.clone(),
             writer,
@@ -92,6 +94,7 @@ impl Application {
             },
             clock,
             reconciler: reconciler.clone(),
+            rediscovery,
             admin_token: settings.admin_token.as_ref().map(AdminToken::new),
             tasks: background.clone(),
             metrics: metrics.clone(),

@@ -8,6 +8,7 @@ mod reconcile;
 mod replay;
 mod serve;
 mod status;
+mod views;
 mod webhook;
 
 use clap::{Parser, Subcommand};
@@ -49,6 +50,9 @@ enum Command {
     /// 127.0.0.1 only, for a first look: NOT connected to a real Twenty. It sets for itself every
     /// setting that could reach a database, a Twenty or another network interface.
     Playground(playground::Args),
+    /// List the typed views (one per mirrored object) with their columns and types; `--sql` prints
+    /// the statements that created them.
+    Views(views::Args),
 }
 
 impl Cli {
@@ -70,6 +74,7 @@ impl Cli {
             Command::Webhook { command } => webhook::run(settings, command).await,
             Command::Replay(args) => replay::run(settings, args).await,
             Command::Playground(args) => playground::run(settings, args).await,
+            Command::Views(args) => views::run(settings, args).await,
         };
         result.unwrap_or_else(|error| {
             tracing::error!(error = format!("{error:#}"), "twenty-mirror failed");

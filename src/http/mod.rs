@@ -14,7 +14,7 @@ use tokio_util::task::TaskTracker;
 use crate::clock::Clock;
 use crate::mirror::Store;
 use crate::mirror::writer::Writer;
-use crate::sync::Reconciler;
+use crate::sync::{Reconciler, Rediscovery};
 use crate::twenty::signature::SignaturePolicy;
 
 /// What every handler can reach.
@@ -25,6 +25,8 @@ pub struct AppState {
     pub clock: Clock,
     /// `None` when no API key is configured: the reconciler is off.
     pub reconciler: Option<Reconciler>,
+    /// Follows a `metadata.*` webhook with a rediscovery; `None` with the reconciler off.
+    pub rediscovery: Option<Rediscovery>,
     pub admin_token: Option<admin::AdminToken>,
     /// Runs started from `/admin/reconcile`; shutdown waits for them to stop between pages.
     pub tasks: TaskTracker,

@@ -76,6 +76,7 @@ pub async fn receive(
     span.record("event", event.event_name.as_deref());
     span.record("object", event.object.as_deref());
     span.record("record_id", event.record_id.as_deref());
+    let schema_change = event.kind == EventKind::Schema;
     let delivery = delivery_of(event, &body, received_at);
     let malformed = match &delivery.disposition {
         Disposition::Fail(why) => Some(why.clone()),
@@ -106,8 +107,25 @@ pub async fn receive(
         tracing::warn!(reason = %why, "kept a malformed delivery as failed");
         return Err(WebhookError::Malformed(why));
     }
+    if schema_change {
+        follow_schema_change(&state);
+    }
     tracing::debug!(outcome = outcome.as_str(), "delivery committed");
     Ok(HttpResponse::Ok().json(Acknowledgement { outcome }))
+}
+
+/// A `metadata.*` event: Twenty's schema changed. The typed views follow it through a
+/// rediscovery when the reconciler is configured; without one there is no discovery at all.
+fn follow_schema_change(state: &AppState) {
+    match &state.rediscovery {
+        Some(rediscovery) => {
+            tracing::info!("Twenty's schema changed: rediscovering its objects");
+            rediscovery.request();
+        }
+        None => tracing::info!(
+            "Twenty's schema changed; the views cannot follow without the reconciler (TWENTY_API_KEY)"
+        ),
+    }
 }
 
 /// Parses a verified delivery into what the event log records: Twenty's event, what the store does

@@ -14,6 +14,7 @@ use super::model::{
     RunRow, RunStatus, StoredEvent, StoredRecord, SyncState, Trigger,
 };
 use super::rule::ApplyOutcome;
+use super::views::{ColumnKind, RegisteredView, ViewsReport};
 use crate::change::Change;
 
 /// How long a request may wait for a database connection before the service answers 503. Twenty
@@ -59,8 +60,18 @@ pub(crate) trait Backend: std::fmt::Debug + Send + Sync {
     async fn deliveries_per_hour(&self, since: DateTime<Utc>) -> Result<Vec<HourlyDeliveries>, StoreError>;
 
     // The reconciler's bookkeeping (`runs.rs`).
-    async fn save_objects(&self, objects: &[ObjectRow], at: DateTime<Utc>) -> Result<(), StoreError>;
+    async fn save_objects(&self, objects: &[ObjectRow], at: DateTime<Utc>)
+    -> Result<ViewsReport, StoreError>;
     async fn objects(&self) -> Result<Vec<ObjectRow>, StoreError>;
+
+    // The typed views (`views/`).
+    async fn registered_views(&self) -> Result<Vec<RegisteredView>, StoreError>;
+    /// A view's name as a reader writes it: `twenty.person` on PostgreSQL, `person` on SQLite.
+    fn view_reader_name(&self, name: &str) -> String;
+    /// The statement that created a registered view.
+    fn create_view_statement(&self, view: &RegisteredView) -> String;
+    /// The type a view's column of `kind` has here.
+    fn view_column_type(&self, kind: ColumnKind) -> &'static str;
     async fn sync_states(&self) -> Result<Vec<SyncState>, StoreError>;
     async fn apply_page(&self, page: &PageWrite<'_>) -> Result<Vec<ApplyOutcome>, StoreError>;
     async fn finish_pass(

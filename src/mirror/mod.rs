@@ -157,9 +157,35 @@ impl Store {
         self.backend.close().await
     }
 
-    /// Records what discovery found; objects no longer listed stay, marked not mirrored.
-    pub async fn save_objects(&self, objects: &[ObjectRow], at: DateTime<Utc>) -> Result<(), StoreError> {
+    /// Records what discovery found; objects no longer listed stay, marked not mirrored. The typed
+    /// views follow in the same transaction: a reader sees the old views or the new ones, never a
+    /// half-made one. Answers what became of each view.
+    pub async fn save_objects(
+        &self,
+        objects: &[ObjectRow],
+        at: DateTime<Utc>,
+    ) -> Result<views::ViewsReport, StoreError> {
         self.backend.save_objects(objects, at).await
+    }
+
+    /// The typed views the service created, by name.
+    pub async fn views(&self) -> Result<Vec<views::RegisteredView>, StoreError> {
+        self.backend.registered_views().await
+    }
+
+    /// A view's name as a reader writes it: `twenty.person` on PostgreSQL, `person` on SQLite.
+    pub fn view_reader_name(&self, name: &str) -> String {
+        self.backend.view_reader_name(name)
+    }
+
+    /// The type a view's column of `kind` has in this database.
+    pub fn view_column_type(&self, kind: views::ColumnKind) -> &'static str {
+        self.backend.view_column_type(kind)
+    }
+
+    /// The statement that created a registered view, as `twenty-mirror views --sql` prints it.
+    pub fn create_view_statement(&self, view: &views::RegisteredView) -> String {
+        self.backend.create_view_statement(view)
     }
 
     pub async fn objects(&self) -> Result<Vec<ObjectRow>, StoreError> {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::StoreError;
 use super::rule::ApplyOutcome;
+use super::views::ObjectFields;
 use crate::change::{Change, Source, Stage};
 
 /// What a verified delivery did, as `webhook_events.outcome` records it.
@@ -183,6 +184,15 @@ pub struct ObjectRow {
     pub is_custom: bool,
     pub fields: serde_json::Value,
     pub mirrored: bool,
+}
+
+/// The objects chosen for mirroring, as the typed views take them: the others get no view.
+pub(crate) fn mirrored_fields(objects: &[ObjectRow]) -> Vec<ObjectFields<'_>> {
+    objects
+        .iter()
+        .filter(|o| o.mirrored)
+        .map(|o| ObjectFields { name_singular: &o.name_singular, fields: &o.fields })
+        .collect()
 }
 
 /// A row of `sync_state`.

@@ -2,6 +2,7 @@
 //! webhooks missed, deletions included, through the same apply rule as the webhook path.
 
 pub mod reconciler;
+pub mod rediscovery;
 pub mod replay;
 pub mod scheduler;
 pub mod status;
@@ -10,3 +11,4 @@ pub use reconciler::{
     ObjectReport, QuotaExhausted, ReconcileError, Reconciler, ReconcilerSettings, RunOutcome, RunRequest,
     Started,
 };
+pub use rediscovery::Rediscovery;

@@ -17,6 +17,7 @@ use tracing::Instrument;
 use crate::change::format_timestamp;
 use crate::change::{Change, Source};
 use crate::metrics::Metrics;
+use crate::mirror::views::{ViewOutcome, ViewsReport};
 use crate::mirror::{Counts, Mode, ObjectRow, PageWrite, ReconcilerLock, RunStatus, SyncState, Trigger};
 use crate::mirror::{Store, StoreError};
 use crate::twenty::client::{ClientError, ObjectMetadata, TwentyClient};
@@ -358,17 +359,11 @@ impl Reconciler {
         refusal.map_or(Ok(()), Err)
     }
 
-    /// The objects of this run. Discovery runs on a full pass, or when nothing was discovered yet;
-    /// a delta pass otherwise uses what is stored, so that it costs one request per object.
+    /// The objects of this run. Discovery runs at every run, delta passes included, so that the
+    /// typed views follow Twenty's schema: one request (a page per 100 objects or so) beside one
+    /// per object. A dry run discovers and stores nothing.
     async fn objects_to_sync(&self, request: &RunRequest) -> Result<Vec<ObjectRow>, ReconcileError> {
-        let mut known = self.store.objects().await?;
-        if request.mode == Mode::Full || known.is_empty() {
-            let discovered = self.client.objects().await?;
-            known = discovered.into_iter().map(|o| self.object_row(o)).collect();
-            if !request.dry_run {
-                self.store.save_objects(&known, Utc::now()).await?;
-            }
-        }
+        let known = if request.dry_run { self.fetch_objects().await? } else { self.discover().await? };
         if request.objects.is_empty() {
             return Ok(known.into_iter().filter(|o| o.mirrored).collect());
         }
@@ -385,6 +380,21 @@ impl Reconciler {
             .collect()
     }
 
+    /// Reads the objects and their fields from Twenty's metadata API and stores them, the typed
+    /// views following in the same transaction; logs what became of the views. Answers every
+    /// discovered object, mirrored or not.
+    pub async fn discover(&self) -> Result<Vec<ObjectRow>, ReconcileError> {
+        let known = self.fetch_objects().await?;
+        let report = self.store.save_objects(&known, Utc::now()).await?;
+        log_views(&report);
+        Ok(known)
+    }
+
+    async fn fetch_objects(&self) -> Result<Vec<ObjectRow>, ReconcileError> {
+        let discovered = self.client.objects().await?;
+        Ok(discovered.into_iter().map(|o| self.object_row(o)).collect())
+    }
+
     fn object_row(&self, o: ObjectMetadata) -> ObjectRow {
         let allowed = self.settings.allowlist.as_ref().is_none_or(|names| names.contains(&o.name_singular));
         ObjectRow {
@@ -397,6 +407,51 @@ impl Reconciler {
             is_custom: o.is_custom,
             fields: o.fields,
         }
+    }
+}
+
+/// What became of the typed views, for the log: a view made or changed with what it left out and
+/// any suffix its name got, a view dropped, and every failure. Unchanged views say nothing, so a
+/// run every five minutes does not repeat itself.
+fn log_views(report: &ViewsReport) {
+    for view in &report.views {
+        let plan = &view.plan;
+        let (object, name) = (&plan.object, &plan.name);
+        let outcome = match &view.outcome {
+            ViewOutcome::Unchanged => continue,
+            ViewOutcome::Failed { error } => {
+                tracing::error!(%object, view = %name, %error, "could not create or replace a view");
+                continue;
+            }
+            ViewOutcome::Created => "created",
+            ViewOutcome::Replaced => "replaced",
+        };
+        tracing::info!(%object, view = %name, columns = plan.columns.len(), outcome, "typed view");
+        if let (Some(wanted), Some(conflict)) = (&plan.wanted_name, &plan.conflict) {
+            let reason = conflict.describe(wanted);
+            tracing::warn!(%object, view = %name, %wanted, %reason, "a view got a suffix");
+        }
+        for skipped in &plan.skipped {
+            let reason = skipped.reason.describe();
+            tracing::warn!(%object, field = %skipped.field, %reason, "a field is not a column of its view");
+        }
+        for column in plan.columns.iter().filter(|c| c.wanted_name.is_some()) {
+            let wanted = column.wanted_name.as_deref();
+            tracing::info!(%object, column = %column.name, wanted, "a column got a suffix: another field has its name");
+        }
+    }
+    for dropped in &report.dropped {
+        let (object, name) = (&dropped.object, &dropped.name);
+        match &dropped.error {
+            None => tracing::info!(%object, view = %name, "dropped the view of an object no longer mirrored"),
+            Some(error) => {
+                tracing::error!(%object, view = %name, %error, "could not drop the view of an object no longer mirrored")
+            }
+        }
+    }
+    for skipped in &report.skipped {
+        let reason = skipped.reason.describe();
+        tracing::warn!(object = %skipped.object, %reason, "an object has no view");
     }
 }
 

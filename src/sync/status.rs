@@ -40,6 +40,9 @@ pub struct ObjectStatus {
     pub webhook_health: WebhookHealth,
     /// The object's typed view as a reader names it (`person`, `twenty.person`), when it has one.
     pub view: Option<String>,
+    /// Why the view's name is not the one the rule gives (`person_2`: `person` is taken by a table
+    /// the service did not create), when it is not.
+    pub view_note: Option<String>,
 }
 
 pub async fn status(store: &Store, now: DateTime<Utc>) -> Result<StatusReport, StoreError> {
@@ -74,6 +77,14 @@ pub async fn status(store: &Store, now: DateTime<Utc>) -> Result<StatusReport, S
         o.last_run_id = state.last_run_id;
         o.last_counts = state.last_counts;
     }
+    for view in store.views().await? {
+        let o = entry(&mut objects, &view.object);
+        o.view = Some(store.view_reader_name(&view.name));
+        o.view_note = view.plan.as_ref().and_then(|plan| {
+            let (wanted, conflict) = (plan.wanted_name.as_ref()?, plan.conflict.as_ref()?);
+            Some(format!("not {}: {}", store.view_reader_name(wanted), conflict.describe(wanted)))
+        });
+    }
     objects.sort_by(|a, b| a.object.cmp(&b.object));
     Ok(StatusReport {
         generated_at: now,
@@ -89,15 +100,28 @@ impl StatusReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{:<24} {:>8} {:>8} {:>9} {:>9} {:<24} {:<24} {:>8}",
-            "OBJECT", "LIVE", "DELETED", "DESTROYED", "REPAIRED", "LAST WEBHOOK", "WATERMARK", "STALE"
+            "{:<24} {:<24} {:>8} {:>8} {:>9} {:>9} {:<24} {:<24} {:>8}",
+            "OBJECT",
+            "VIEW",
+            "LIVE",
+            "DELETED",
+            "DESTROYED",
+            "REPAIRED",
+            "LAST WEBHOOK",
+            "WATERMARK",
+            "STALE"
         );
         for o in &self.objects {
             let name = if o.mirrored { o.object.clone() } else { format!("{} (not mirrored)", o.object) };
             let _ = writeln!(
                 out,
-                "{:<24} {:>8} {:>8} {:>9} {:>9} {:<24} {:<24} {:>8}",
+                "{:<24} {:<24} {:>8} {:>8} {:>9} {:>9} {:<24} {:<24} {:>8}",
                 name,
+                match (&o.view, &o.view_note) {
+                    (Some(view), Some(_)) => format!("{view} (*)"),
+                    (Some(view), None) => view.clone(),
+                    (None, _) => "-".to_owned(),
+                },
                 o.live,
                 o.soft_deleted,
                 o.destroyed,
@@ -106,6 +130,11 @@ impl StatusReport {
                 time(o.watermark),
                 o.stale_seconds.map_or("never".to_owned(), human_seconds),
             );
+        }
+        for o in &self.objects {
+            if let (Some(view), Some(note)) = (&o.view, &o.view_note) {
+                let _ = writeln!(out, "(*) view {view} of {}: {note}", o.object);
+            }
         }
         match &self.last_run {
             Some(run) => {

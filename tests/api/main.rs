@@ -24,5 +24,6 @@ mod reconcile;
 mod resilience;
 mod twenty_client;
 mod twenty_quirks;
+mod views;
 mod webhook_route;
 mod webhook_subscription;

@@ -177,6 +177,41 @@ impl FakeTwenty {
         self.lock().add_object(ObjectMeta::new(singular, plural, is_custom, true, false));
     }
 
+    /// Adds an active custom object with the standard fields, `name` (TEXT) and `fields`:
+    /// definitions as the metadata API gives them, of which `name` and `type` are enough (the rest
+    /// is filled in as [`FakeTwenty::add_field`] does).
+    pub fn add_object_with_fields(&self, singular: &str, plural: &str, fields: Vec<Value>) {
+        let mut meta = ObjectMeta::new(singular, plural, true, true, false);
+        meta.fields.extend(fields.into_iter().map(|f| metadata::complete_field(singular, f)));
+        self.lock().add_object(meta);
+    }
+
+    /// Adds a field to an object, as creating it in Twenty's settings does: `name` and `type` are
+    /// enough; an id, a label, `isActive: true`, `isSystem: false`, `isCustom: true` and null
+    /// `options` and `relation` are filled in where the definition does not say.
+    pub fn add_field(&self, object: &str, field: Value) {
+        let mut state = self.lock();
+        let singular = state.resolve(object);
+        let meta = state.object_mut(&singular);
+        meta.fields.push(metadata::complete_field(&singular, field));
+    }
+
+    /// Sets a field's `isActive`, as deactivating it in Twenty's settings does.
+    pub fn set_field_active(&self, object: &str, field: &str, active: bool) {
+        let mut state = self.lock();
+        let singular = state.resolve(object);
+        let meta = state.object_mut(&singular);
+        let Some(definition) = meta.fields.iter_mut().find(|f| f["name"] == field) else {
+            panic!("fake Twenty: {singular} has no field {field}")
+        };
+        definition["isActive"] = Value::Bool(active);
+    }
+
+    /// Renames an object (`nameSingular` and `namePlural`); it keeps its id and its records.
+    pub fn rename_object(&self, singular: &str, new_singular: &str, new_plural: &str) {
+        self.lock().rename_object(singular, new_singular, new_plural);
+    }
+
     // ----- records -----
 
     /// Creates a record now: a generated uuid-like `id`, `createdAt` = `updatedAt` = the clock,

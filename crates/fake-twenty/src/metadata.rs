@@ -164,6 +164,31 @@ fn fields_of(singular: &str, plural: &str, is_custom: bool) -> Vec<Value> {
     fields
 }
 
+/// A field definition as the metadata API gives it: `definition` over the defaults of a custom
+/// field (an id from the object and the name, a label, active, not system, nullable).
+pub(super) fn complete_field(singular: &str, definition: Value) -> Value {
+    let Value::Object(given) = definition else {
+        panic!("fake Twenty: a field definition must be a JSON object, not {definition}")
+    };
+    let name = given.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let mut field = json!({
+        "id": uuid_from(format!("field:{singular}.{name}").as_bytes()),
+        "name": name,
+        "label": label(&name),
+        "isNullable": true,
+        "isActive": true,
+        "isSystem": false,
+        "isCustom": true,
+        "defaultValue": null,
+        "options": null,
+        "relation": null,
+    });
+    if let Value::Object(map) = &mut field {
+        map.extend(given);
+    }
+    field
+}
+
 pub(super) fn objects(state: &State, query: &str) -> HttpResponse {
     let total = state.objects.len();
     let range = page_range(total, state.metadata_page_size, query, |cursor| {

@@ -88,6 +88,26 @@ impl State {
         self.objects.push(meta);
     }
 
+    pub(super) fn object_mut(&mut self, singular: &str) -> &mut ObjectMeta {
+        match self.objects.iter_mut().find(|o| o.singular == singular) {
+            Some(meta) => meta,
+            None => panic!("fake Twenty: unknown object {singular}"),
+        }
+    }
+
+    pub(super) fn rename_object(&mut self, singular: &str, new_singular: &str, new_plural: &str) {
+        assert!(
+            !self.objects.iter().any(|o| o.singular == new_singular || o.plural == new_plural),
+            "fake Twenty: object {new_singular} already exists"
+        );
+        let meta = self.object_mut(singular);
+        meta.singular = new_singular.to_owned();
+        meta.plural = new_plural.to_owned();
+        let mut table = self.tables.remove(singular).expect("a table per object");
+        table.meta_singular = new_singular.to_owned();
+        self.tables.insert(new_singular.to_owned(), table);
+    }
+
     /// The clock: now in ms, strictly after the previous tick.
     pub(super) fn tick(&mut self) -> i64 {
         let ms = Utc::now().timestamp_millis().max(self.last_ms + 1);

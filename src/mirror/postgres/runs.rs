@@ -7,16 +7,29 @@ use sqlx::{PgConnection, PgPool};
 use super::records::{APPLY_PAGE, apply, bind_winners, outcomes};
 use crate::change::Change;
 use crate::mirror::error::{Context, StoreError};
-use crate::mirror::model::{Counts, Mode, ObjectRow, PageWrite, RunRow, RunStatus, SyncState, Trigger};
+use crate::mirror::model::{
+    Counts, Mode, ObjectRow, PageWrite, RunRow, RunStatus, SyncState, Trigger, mirrored_fields,
+};
 use crate::mirror::rows::{RunRowColumns, SyncStateRow};
 use crate::mirror::rule::{ApplyOutcome, Reduced};
+use crate::mirror::views::{self, ViewsReport};
+
+/// Discovery in several instances at once (each rediscovering after the same `metadata.*`
+/// webhook) takes turns on this transaction lock: two transactions creating the same view would
+/// otherwise fail one another. The bytes of "twviews"; the reconciler's lock uses another key.
+const SAVE_OBJECTS_LOCK_KEY: i64 = 0x0074_7776_6965_7773;
 
 pub(super) async fn save_objects(
     pool: &PgPool,
     objects: &[ObjectRow],
     at: DateTime<Utc>,
-) -> Result<(), StoreError> {
+) -> Result<ViewsReport, StoreError> {
     let mut tx = pool.begin().await.context("starting a transaction")?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(SAVE_OBJECTS_LOCK_KEY)
+        .execute(&mut *tx)
+        .await
+        .context("waiting for another instance's discovery")?;
     sqlx::query("UPDATE twenty_objects SET mirrored = false")
         .execute(&mut *tx)
         .await
@@ -44,7 +57,10 @@ pub(super) async fn save_objects(
         .await
         .context("saving a discovered object")?;
     }
-    tx.commit().await.context("committing discovered objects")
+    let mirrored = mirrored_fields(objects);
+    let report = views::postgres::replace_views(&mut tx, &mirrored).await?;
+    tx.commit().await.context("committing discovered objects")?;
+    Ok(report)
 }
 
 pub(super) async fn objects(pool: &PgPool) -> Result<Vec<ObjectRow>, StoreError> {

@@ -22,6 +22,7 @@ use super::model::{
     RunRow, RunStatus, StoredEvent, StoredRecord, SyncState, Trigger,
 };
 use super::rule::ApplyOutcome;
+use super::views::{self, RegisteredView, ViewsReport};
 use crate::change::Change;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -194,8 +195,29 @@ impl Backend for SqliteBackend {
         records::deliveries_per_hour(&self.pool, since).await
     }
 
-    async fn save_objects(&self, objects: &[ObjectRow], at: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn save_objects(
+        &self,
+        objects: &[ObjectRow],
+        at: DateTime<Utc>,
+    ) -> Result<ViewsReport, StoreError> {
         runs::save_objects(&self.pool, objects, at).await
+    }
+
+    async fn registered_views(&self) -> Result<Vec<RegisteredView>, StoreError> {
+        let mut connection = self.pool.acquire().await.context("acquiring a connection")?;
+        views::sqlite::registered_views(&mut connection).await
+    }
+
+    fn view_reader_name(&self, name: &str) -> String {
+        views::sqlite::reader_name(name)
+    }
+
+    fn create_view_statement(&self, view: &RegisteredView) -> String {
+        views::sqlite::create_statement(&view.name, &view.definition)
+    }
+
+    fn view_column_type(&self, kind: views::ColumnKind) -> &'static str {
+        kind.sqlite_type()
     }
 
     async fn objects(&self) -> Result<Vec<ObjectRow>, StoreError> {

@@ -9,10 +9,11 @@ use super::records::apply;
 use crate::change::Change;
 use crate::mirror::error::{Context, StoreError};
 use crate::mirror::model::{
-    Counts, Mode, ObjectCounts, ObjectRow, PageWrite, RunRow, RunStatus, SyncState, Trigger,
+    Counts, Mode, ObjectCounts, ObjectRow, PageWrite, RunRow, RunStatus, SyncState, Trigger, mirrored_fields,
 };
 use crate::mirror::rows::{ObjectCountsRow, RunRowColumns, SyncStateRow, Timestamp};
 use crate::mirror::rule::ApplyOutcome;
+use crate::mirror::views::{self, ViewsReport};
 
 /// Ids per `UPDATE` when marking tombstones: one transaction per chunk keeps the write lock short.
 const DESTROY_CHUNK: usize = 500;
@@ -21,7 +22,7 @@ pub(super) async fn save_objects(
     pool: &SqlitePool,
     objects: &[ObjectRow],
     at: DateTime<Utc>,
-) -> Result<(), StoreError> {
+) -> Result<ViewsReport, StoreError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.context("starting a write transaction")?;
     sqlx::query("UPDATE twenty_objects SET mirrored = 0")
         .execute(&mut *tx)
@@ -50,7 +51,10 @@ pub(super) async fn save_objects(
         .await
         .context("saving a discovered object")?;
     }
-    tx.commit().await.context("committing discovered objects")
+    let mirrored = mirrored_fields(objects);
+    let report = views::sqlite::replace_views(&mut tx, &mirrored).await?;
+    tx.commit().await.context("committing discovered objects")?;
+    Ok(report)
 }
 
 pub(super) async fn objects(pool: &SqlitePool) -> Result<Vec<ObjectRow>, StoreError> {

@@ -52,7 +52,8 @@
 //!
 //! ## Keeping them in step
 //! [`sqlite::replace_views`] and [`postgres::replace_views`] take every mirrored object with its
-//! field definitions and bring the views in line inside the caller's transaction: a new object
+//! field definitions and bring the views in line inside the caller's transaction (the store's
+//! `save_objects`, which discovery calls at every reconcile and after a `metadata.*` webhook): a new object
 //! gets its view, a changed one is replaced (on PostgreSQL in place when columns were only added
 //! at the end, so that views built on it survive), an unchanged one is left alone, and the views
 //! of objects no longer given are dropped. Each view's change has a savepoint of its own: one that
@@ -229,6 +230,20 @@ pub enum NameConflict {
     ReservedPrefix,
 }
 
+impl NameConflict {
+    /// Why the view is not named `wanted`, for operators.
+    pub fn describe(&self, wanted: &str) -> String {
+        match self {
+            NameConflict::MirrorTable => format!("{wanted} is one of the mirror's own tables"),
+            NameConflict::NotCreatedByService => {
+                format!("{wanted} is taken by a table, view, index or type the service did not create")
+            }
+            NameConflict::OtherObject { object } => format!("{wanted} is the view of object {object}"),
+            NameConflict::ReservedPrefix => format!("SQLite keeps names like {wanted} for itself"),
+        }
+    }
+}
+
 /// The view of one object, as planned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ViewPlan {
@@ -256,6 +271,15 @@ pub enum ObjectSkipReason {
     },
     /// The same `nameSingular` was given twice; the first has the view.
     Duplicate,
+}
+
+impl ObjectSkipReason {
+    pub fn describe(&self) -> String {
+        match self {
+            ObjectSkipReason::UnusableName { problem } => problem.describe().to_owned(),
+            ObjectSkipReason::Duplicate => "the object is listed twice; the first has the view".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -28,6 +28,7 @@
 //! [`naming`]: identifiers are `[a-z0-9_]` and quoted, JSON keys and object names are checked and
 //! quoted as literals.
 
+use sqlx::Executor as _;
 use sqlx::types::Json;
 use sqlx::{Connection as _, PgConnection, Row as _};
 
@@ -58,7 +59,17 @@ pub fn select_sql(plan: &ViewPlan) -> String {
 
 /// The statement that creates a view, as `twenty-mirror views --sql` prints it.
 pub fn create_view_sql(plan: &ViewPlan) -> String {
-    format!("CREATE VIEW {SCHEMA}.{} AS {}", quote_identifier(&plan.name), select_sql(plan))
+    create_statement(&plan.name, &select_sql(plan))
+}
+
+/// The statement that creates view `name` as `select`.
+pub fn create_statement(name: &str, select: &str) -> String {
+    format!("CREATE VIEW {SCHEMA}.{} AS {select}", quote_identifier(name))
+}
+
+/// A view's name as a reader writes it: in schema `twenty`.
+pub fn reader_name(name: &str) -> String {
+    format!("{SCHEMA}.{name}")
 }
 
 fn replace_view_sql(plan: &ViewPlan) -> String {
@@ -140,6 +151,13 @@ pub async fn replace_views(
     Ok(report)
 }
 
+/// Runs a statement built here, as text (DDL takes no parameters). Through `Executor::execute`,
+/// whose boxed future is `Send` for every lifetime: `raw_sql(..).execute(..)` over a borrowed
+/// `String` cannot be proved `Send` inside a caller's future (rust-lang/rust#102211).
+async fn execute_ddl(conn: &mut PgConnection, statement: &str) -> Result<(), sqlx::Error> {
+    conn.execute(sqlx::raw_sql(statement)).await.map(drop)
+}
+
 /// Releases the savepoint after a success, rolls back to it after a refusal; `Err` only when the
 /// savepoint itself fails.
 async fn settle<T>(
@@ -159,7 +177,7 @@ async fn settle<T>(
 }
 
 async fn drop_registered(conn: &mut PgConnection, name: &str) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql(&drop_view_sql(name)).execute(&mut *conn).await?;
+    execute_ddl(conn, &drop_view_sql(name)).await?;
     sqlx::query("DELETE FROM twenty_views WHERE name = $1").bind(name).execute(&mut *conn).await?;
     Ok(())
 }
@@ -179,11 +197,11 @@ async fn apply_build(conn: &mut PgConnection, build: &Build) -> Result<ViewOutco
         // In place, so that views and grants that depend on it survive.
         Step::ReplaceInPlace => (replace_view_sql(&build.plan), ViewOutcome::Replaced),
         Step::Recreate => {
-            sqlx::raw_sql(&drop_view_sql(&build.plan.name)).execute(&mut *conn).await?;
+            execute_ddl(conn, &drop_view_sql(&build.plan.name)).await?;
             (create_view_sql(&build.plan), ViewOutcome::Replaced)
         }
     };
-    sqlx::raw_sql(&statement).execute(&mut *conn).await?;
+    execute_ddl(conn, &statement).await?;
     sqlx::query(
         "INSERT INTO twenty_views (name, object, definition, plan, replaced_at) VALUES ($1, $2, $3, $4, now()) \
          ON CONFLICT (name) DO UPDATE SET object = excluded.object, definition = excluded.definition, \

@@ -12,6 +12,7 @@
 //! with the old columns and prepares it again when it runs, and sqlx 0.8 then indexes the new
 //! columns by the old list (it panics in its worker when there are more).
 
+use sqlx::Executor as _;
 use sqlx::types::Json;
 use sqlx::{Connection as _, Row as _, SqliteConnection};
 
@@ -46,7 +47,17 @@ pub fn select_sql(plan: &ViewPlan) -> String {
 
 /// The statement that creates a view, as `twenty-mirror views --sql` prints it.
 pub fn create_view_sql(plan: &ViewPlan) -> String {
-    format!("CREATE VIEW main.{} AS {}", quote_identifier(&plan.name), select_sql(plan))
+    create_statement(&plan.name, &select_sql(plan))
+}
+
+/// The statement that creates view `name` as `select`.
+pub fn create_statement(name: &str, select: &str) -> String {
+    format!("CREATE VIEW main.{} AS {select}", quote_identifier(name))
+}
+
+/// A view's name as a reader writes it: in the main database, unqualified.
+pub fn reader_name(name: &str) -> String {
+    name.to_owned()
 }
 
 fn drop_view_sql(name: &str) -> String {
@@ -152,6 +163,13 @@ pub async fn replace_views(
     Ok(report)
 }
 
+/// Runs a statement built here, as text (DDL takes no parameters). Through `Executor::execute`,
+/// whose boxed future is `Send` for every lifetime: `raw_sql(..).execute(..)` over a borrowed
+/// `String` cannot be proved `Send` inside a caller's future (rust-lang/rust#102211).
+async fn execute_ddl(conn: &mut SqliteConnection, statement: &str) -> Result<(), sqlx::Error> {
+    conn.execute(sqlx::raw_sql(statement)).await.map(drop)
+}
+
 /// Releases the savepoint after a success, rolls back to it after a refusal; `Err` only when the
 /// savepoint itself fails.
 async fn settle<T>(
@@ -171,7 +189,7 @@ async fn settle<T>(
 }
 
 async fn drop_registered(conn: &mut SqliteConnection, name: &str) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql(&drop_view_sql(name)).execute(&mut *conn).await?;
+    execute_ddl(conn, &drop_view_sql(name)).await?;
     sqlx::query("DELETE FROM twenty_views WHERE name = ?1").bind(name).execute(&mut *conn).await?;
     Ok(())
 }
@@ -190,11 +208,11 @@ async fn apply_build(conn: &mut SqliteConnection, build: &Build) -> Result<ViewO
         Step::Create => ViewOutcome::Created,
         // SQLite has no CREATE OR REPLACE VIEW.
         Step::ReplaceInPlace | Step::Recreate => {
-            sqlx::raw_sql(&drop_view_sql(&build.plan.name)).execute(&mut *conn).await?;
+            execute_ddl(conn, &drop_view_sql(&build.plan.name)).await?;
             ViewOutcome::Replaced
         }
     };
-    sqlx::raw_sql(&create_view_sql(&build.plan)).execute(&mut *conn).await?;
+    execute_ddl(conn, &create_view_sql(&build.plan)).await?;
     sqlx::query(
         "INSERT INTO twenty_views (name, object, definition, plan, replaced_at) \
          VALUES (?1, ?2, ?3, ?4, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) \

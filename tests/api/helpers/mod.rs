@@ -7,6 +7,7 @@ mod delivery;
 pub use ::fake_twenty;
 mod outage;
 mod test_db;
+pub mod views;
 
 use std::collections::HashMap;
 use std::time::Duration;
