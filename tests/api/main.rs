@@ -20,6 +20,7 @@ mod logs;
 mod operators;
 mod paged_metadata;
 mod playground;
+mod postgres_functions;
 mod reconcile;
 mod resilience;
 mod twenty_client;
