@@ -3,6 +3,7 @@
 pub mod admin;
 mod health;
 mod metrics;
+pub mod refusals;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -28,6 +29,8 @@ pub struct AppState {
     /// Runs started from `/admin/reconcile`; shutdown waits for them to stop between pages.
     pub tasks: TaskTracker,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Refused deliveries, counted here and written to the store in the background.
+    pub refusals: Arc<refusals::RefusalTally>,
 }
 
 pub fn routes(config: &mut web::ServiceConfig) {

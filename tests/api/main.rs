@@ -21,5 +21,6 @@ mod reconcile;
 mod resilience;
 mod twenty_client;
 mod twenty_quirks;
+mod webhook_health;
 mod webhook_route;
 mod webhook_subscription;
