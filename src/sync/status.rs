@@ -106,7 +106,7 @@ impl StatusReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{:<24} {:>8} {:>8} {:>9} {:>9} {:<24} {:<8} {:<24} {:>8}  {}",
+            "{:<24} {:>8} {:>8} {:>9} {:>9} {:<24} {:<8} {:<24} {:>8}  REFUSED SINCE LAST PASS",
             "OBJECT",
             "LIVE",
             "DELETED",
@@ -116,7 +116,6 @@ impl StatusReport {
             "HEALTH",
             "WATERMARK",
             "STALE",
-            "REFUSED SINCE LAST PASS"
         );
         for o in &self.objects {
             let name = if o.mirrored { o.object.clone() } else { format!("{} (not mirrored)", o.object) };
