@@ -16,6 +16,7 @@ use tracing_actix_web::TracingLogger;
 use crate::clock::Clock;
 use crate::config::{DatabaseUrl, ReconcileSettings, Settings, TwentyApiSettings};
 use crate::http::admin::AdminToken;
+use crate::http::refusals::{self, RefusalTally};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::mirror::Store;
@@ -43,6 +44,7 @@ pub struct Application {
     writer_task: JoinHandle<()>,
     background: TaskTracker,
     store: Store,
+    refusals: Arc<RefusalTally>,
 }
 
 impl Application {
@@ -84,6 +86,7 @@ impl Application {
         let background = TaskTracker::new();
         let rediscovery =
             reconciler.as_ref().map(|r| Rediscovery::start(r.clone(), &background, shutdown.clone()));
+        let refusals = Arc::new(RefusalTally::default());
         let state = web::Data::new(AppState {
             store: store.clone(),
             writer,
@@ -99,6 +102,7 @@ impl Application {
             tasks: background.clone(),
             metrics: metrics.clone(),
             stale_after: settings.stale_after,
+            refusals: refusals.clone(),
         });
 
         let address = SocketAddr::new(settings.host, settings.port);
@@ -120,6 +124,8 @@ impl Application {
         .run();
 
         background.spawn(prune_events(store.clone(), settings.event_retention, shutdown.clone()));
+        background.spawn(fold_kept_counts(store.clone(), shutdown.clone()));
+        background.spawn(refusals::flush_periodically(refusals.clone(), store.clone(), shutdown.clone()));
         // Checks the webhook subscription in Twenty without delaying start: a warning names what is wrong.
         if let (Some(public_url), Some(reconciler)) = (&settings.public_url, &reconciler) {
             background.spawn(crate::subscription::check_at_start(
@@ -137,7 +143,7 @@ impl Application {
             background.spawn(scheduler::run(reconciler, store.clone(), schedule, shutdown.clone()));
         }
         tracing::info!(port, backend = store.backend(), "twenty-mirror is listening");
-        Ok(Application { port, server, shutdown, writer_stop, writer_task, background, store })
+        Ok(Application { port, server, shutdown, writer_stop, writer_task, background, store, refusals })
     }
 
     pub fn port(&self) -> u16 {
@@ -152,7 +158,8 @@ impl Application {
     /// Serves until SIGTERM, SIGINT or the shutdown token; then stops accepting connections, lets
     /// in-flight deliveries finish and commit, and stops the background tasks.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Application { server, shutdown, writer_stop, writer_task, background, store, .. } = self;
+        let Application { server, shutdown, writer_stop, writer_task, background, store, refusals, .. } =
+            self;
         let handle = server.handle();
         let signals = tokio::spawn(crate::shutdown::cancel_on_signal(shutdown.clone()));
         let stopper = tokio::spawn({
@@ -169,7 +176,10 @@ impl Application {
         // Runs stop between pages; their last page commits first.
         background.close();
         background.wait().await;
-        // Every request has been answered; now the writer may stop.
+        // Every request has been answered: count the last refusals, and let the writer stop.
+        if let Err(error) = refusals.flush(&store).await {
+            tracing::warn!(%error, "could not count the last refused deliveries");
+        }
         writer_stop.cancel();
         for task in [writer_task, stopper] {
             task.await.context("joining a background task")?;
@@ -211,6 +221,25 @@ pub fn build_reconciler(
         allowlist: reconcile.objects.clone(),
     };
     Ok(Reconciler::new(store.clone(), twenty_client(api)?, settings, shutdown))
+}
+
+/// How often `serve` folds PostgreSQL's appended count deltas into the kept counts (a no-op on
+/// SQLite). A scrape or a status call sums the deltas not folded yet: one row per writing
+/// statement and object, so a minute of the heaviest webhook load leaves a few thousand rows,
+/// summed in milliseconds.
+const FOLD_EVERY: Duration = Duration::from_secs(60);
+
+async fn fold_kept_counts(store: Store, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(FOLD_EVERY);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        if let Err(error) = store.fold_kept_counts().await {
+            tracing::warn!(error = %error, "folding the kept counts failed; will try again");
+        }
+    }
 }
 
 async fn prune_events(store: Store, retention: Duration, shutdown: CancellationToken) {

@@ -15,7 +15,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::mirror::{ObjectCounts, SyncState};
+use crate::mirror::{ObjectCounts, SyncState, WebhookHealth};
 use crate::twenty::client::ClientStats;
 
 /// The `Content-Type` of a scrape's answer.
@@ -189,6 +189,21 @@ impl Collector for Snapshot {
             }
         }
 
+        let mut health = encoder.encode_descriptor(
+            "webhook_health",
+            "Webhook health by object, from its last delta pass: 1 for the current state (ok, lossy, \
+             silent, unknown), 0 for the other three.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for state in &self.states {
+            for candidate in WebhookHealth::ALL {
+                let labels = [("object", state.object.as_str()), ("state", candidate.as_str())];
+                ConstGauge::new(i64::from(state.webhook_health == candidate))
+                    .encode(health.encode_family(&labels)?)?;
+            }
+        }
+
         if let Some(now) = self.now {
             let mut ages = encoder.encode_descriptor(
                 "reconcile_last_success_age_seconds",
@@ -262,6 +277,7 @@ mod tests {
                     object: "person".into(),
                     last_delta_at: Some(now - chrono::Duration::milliseconds(1_500)),
                     last_full_at: Some(now - chrono::Duration::hours(1)),
+                    webhook_health: WebhookHealth::Lossy,
                     ..SyncState::default()
                 },
                 SyncState { object: "never".into(), ..SyncState::default() },
@@ -283,10 +299,19 @@ mod tests {
             "twenty_mirror_rows{object=\"person\",state=\"soft_deleted\"} 1\n",
             "twenty_mirror_rows{object=\"person\",state=\"destroyed\"} 0\n",
             "twenty_mirror_reconcile_last_success_age_seconds{object=\"person\"} 1.5\n",
+            "# TYPE twenty_mirror_webhook_health gauge\n",
+            "twenty_mirror_webhook_health{object=\"person\",state=\"lossy\"} 1\n",
+            "twenty_mirror_webhook_health{object=\"person\",state=\"ok\"} 0\n",
+            "twenty_mirror_webhook_health{object=\"person\",state=\"silent\"} 0\n",
+            "twenty_mirror_webhook_health{object=\"never\",state=\"unknown\"} 1\n",
+            "twenty_mirror_webhook_health{object=\"never\",state=\"lossy\"} 0\n",
         ] {
             assert!(text.contains(expected), "{expected} missing from\n{text}");
         }
-        assert!(!text.contains("object=\"never\""), "an object never reconciled has no age: {text}");
+        assert!(
+            !text.contains("last_success_age_seconds{object=\"never\""),
+            "an object never reconciled has no age: {text}"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod admin;
 mod console;
 mod health;
 mod metrics;
+pub mod refusals;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// `STALE_AFTER`, for the console's staleness badges.
     pub stale_after: std::time::Duration,
+    /// Refused deliveries, counted here and written to the store in the background.
+    pub refusals: Arc<refusals::RefusalTally>,
 }
 
 pub fn routes(config: &mut web::ServiceConfig) {

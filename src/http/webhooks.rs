@@ -12,10 +12,11 @@ use tracing::field::{Empty, display};
 use tracing_actix_web::RequestId;
 
 use super::AppState;
+use super::refusals::MALFORMED;
 use crate::mirror::writer::WriteError;
 use crate::mirror::{Delivery, Disposition, EventOutcome};
 use crate::twenty::signature::{self, Refusal, SignatureHeaders};
-use crate::twenty::webhook::{EventKind, WebhookEvent, parse_event};
+use crate::twenty::webhook::{EventKind, WebhookEvent, named_object, parse_event};
 
 /// How long a delivery waits for its commit before the answer is 503. Twenty abandons a delivery
 /// after 5 s and never retries, so answering inside that lets its log show why.
@@ -66,6 +67,8 @@ pub async fn receive(
     if let Err(refusal) = signature::verify(&state.signature_policy, headers, &body, state.clock.now()) {
         tracing::warn!(reason = refusal.reason(), "refused a webhook delivery");
         state.metrics.refused(refusal.reason());
+        // The body is not verified: its object name is only counted (see `refusals.rs`).
+        state.refusals.note(named_object(&body), refusal.reason());
         return Err(WebhookError::Refused(refusal));
     }
 
@@ -105,6 +108,7 @@ pub async fn receive(
     state.metrics.delivery(&object, &action, outcome.as_str());
     if let Some(why) = malformed {
         tracing::warn!(reason = %why, "kept a malformed delivery as failed");
+        state.refusals.note(named_object(&body), MALFORMED);
         return Err(WebhookError::Malformed(why));
     }
     if schema_change {

@@ -10,8 +10,8 @@ use sqlx::{PgPool, SqlitePool};
 
 use super::error::StoreError;
 use super::model::{
-    Counts, DeliveryBatch, HourlyDeliveries, Mode, ObjectCounts, ObjectRow, PageWrite, ReconcilerLock,
-    RunRow, RunStatus, StoredEvent, StoredRecord, SyncState, Trigger,
+    Counts, DeliveryBatch, HourlyDeliveries, Mode, ObjectCounts, ObjectRow, PageWrite, PassHealth,
+    ReconcilerLock, RefusedDeliveries, RunRow, RunStatus, StoredEvent, StoredRecord, SyncState, Trigger,
 };
 use super::rule::ApplyOutcome;
 use super::views::{ColumnKind, RegisteredView, ViewsReport};
@@ -81,7 +81,7 @@ pub(crate) trait Backend: std::fmt::Debug + Send + Sync {
         run_id: i64,
         counts: Counts,
         at: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+    ) -> Result<Option<PassHealth>, StoreError>;
     async fn count_present(&self, object: &str) -> Result<i64, StoreError>;
     async fn destroy_candidates(
         &self,
@@ -116,6 +116,12 @@ pub(crate) trait Backend: std::fmt::Debug + Send + Sync {
     /// Runs, newest first: the one run `id`, or the latest `limit`.
     async fn runs(&self, id: Option<i64>, limit: i64) -> Result<Vec<RunRow>, StoreError>;
     async fn object_counts(&self) -> Result<Vec<ObjectCounts>, StoreError>;
+    /// Folds what writers appended into the kept counts, where a backend keeps them apart.
+    async fn fold_kept_counts(&self) -> Result<(), StoreError>;
+
+    // Refused deliveries since each object's last pass (`health.rs`).
+    async fn add_refusals(&self, refused: &[RefusedDeliveries], at: DateTime<Utc>) -> Result<(), StoreError>;
+    async fn refusals(&self) -> Result<Vec<RefusedDeliveries>, StoreError>;
 
     // The single-runner lock (`lease.rs`, `lock.rs`).
     async fn try_lock_reconciler(&self) -> Result<Option<ReconcilerLock>, StoreError>;

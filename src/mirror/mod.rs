@@ -25,7 +25,8 @@ pub use backend::Pool;
 pub use error::StoreError;
 pub use model::{
     Counts, Delivery, Disposition, EventOutcome, HourlyDeliveries, Mode, ObjectCounts, ObjectRow, PageWrite,
-    ReconcilerLock, RunRow, RunStatus, StoredEvent, StoredRecord, SyncState, Trigger, WebhookHealth,
+    PassHealth, ReconcilerLock, RefusedDeliveries, RunRow, RunStatus, StoredEvent, StoredRecord, SyncState,
+    Trigger, WebhookHealth,
 };
 pub use rule::ApplyOutcome;
 
@@ -202,7 +203,8 @@ impl Store {
         self.backend.apply_page(page).await
     }
 
-    /// Records that an object's pass completed.
+    /// Records that an object's pass completed, and closes its window of refusals. A delta pass
+    /// also judges the object's webhooks (see [`WebhookHealth`]) and answers with the verdict.
     pub async fn finish_pass(
         &self,
         object: &str,
@@ -210,11 +212,26 @@ impl Store {
         run_id: i64,
         counts: Counts,
         at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<PassHealth>, StoreError> {
         self.backend.finish_pass(object, mode, run_id, counts, at).await
     }
 
-    /// Rows of `object` that are live or soft-deleted.
+    /// Adds refused deliveries to the counts since each object's last pass. A delivery that names
+    /// an object the mirror does not know counts as naming none.
+    pub async fn add_refusals(
+        &self,
+        refused: &[RefusedDeliveries],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.backend.add_refusals(refused, at).await
+    }
+
+    /// The deliveries refused since each object's last pass, by object and reason.
+    pub async fn refusals(&self) -> Result<Vec<RefusedDeliveries>, StoreError> {
+        self.backend.refusals().await
+    }
+
+    /// Rows of `object` that are live or soft-deleted, from the kept counts: no scan of the mirror.
     pub async fn count_present(&self, object: &str) -> Result<i64, StoreError> {
         self.backend.count_present(object).await
     }
@@ -286,8 +303,15 @@ impl Store {
         Ok(self.backend.runs(Some(id), 1).await?.into_iter().next())
     }
 
+    /// The kept counts per object: a read of a few rows, whatever the mirror's size.
     pub async fn object_counts(&self) -> Result<Vec<ObjectCounts>, StoreError> {
         self.backend.object_counts().await
+    }
+
+    /// Folds the deltas that writers appended into the kept counts (PostgreSQL; nothing to do on
+    /// SQLite), so that reading them stays a read of a few rows.
+    pub async fn fold_kept_counts(&self) -> Result<(), StoreError> {
+        self.backend.fold_kept_counts().await
     }
 
     /// Takes the single-runner lock, or answers `None` when another run (of this process or another)

@@ -204,6 +204,8 @@ pub struct SyncState {
     pub last_full_at: Option<DateTime<Utc>>,
     pub last_run_id: Option<i64>,
     pub last_counts: Option<Counts>,
+    /// What the object's last delta pass said of its webhooks.
+    pub webhook_health: WebhookHealth,
 }
 
 /// What a run (or one object's pass) did. `repaired` counts the writes that changed the mirror:
@@ -316,6 +318,73 @@ text_enum!(
     WebhookHealth { Ok => "ok", Lossy => "lossy", Silent => "silent", #[default] Unknown => "unknown" }
 );
 
+impl WebhookHealth {
+    pub const ALL: [WebhookHealth; 4] =
+        [WebhookHealth::Ok, WebhookHealth::Lossy, WebhookHealth::Silent, WebhookHealth::Unknown];
+
+    /// The verdict of a delta pass that repaired `repaired` rows, when deliveries for the object
+    /// did or did not arrive (refused ones included: they arrived) since the previous pass.
+    pub fn after_delta_pass(repaired: i64, deliveries_arrived: bool) -> WebhookHealth {
+        match (repaired, deliveries_arrived) {
+            (0, _) => WebhookHealth::Ok,
+            (_, true) => WebhookHealth::Lossy,
+            (_, false) => WebhookHealth::Silent,
+        }
+    }
+}
+
+/// Deliveries refused for one reason (the signature checks' reasons, or `malformed`), of one
+/// object, or of none the mirror knows (`object` is `None`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefusedDeliveries {
+    pub object: Option<String>,
+    pub reason: String,
+    pub refused: i64,
+}
+
+/// What a completed delta pass concluded of its object's webhooks, next to what the pass before
+/// it had concluded, and the refusals of the window it closed (the object's and those of no
+/// known object).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PassHealth {
+    pub previous: WebhookHealth,
+    pub current: WebhookHealth,
+    pub refused: Vec<RefusedDeliveries>,
+}
+
+/// What the store knows, when a delta pass of `object` completes, of the window since the pass
+/// before it.
+pub(crate) struct HealthWindow<'a> {
+    pub object: &'a str,
+    pub repaired: i64,
+    /// The health the previous delta pass concluded; `None` before the first one.
+    pub previous: Option<WebhookHealth>,
+    /// When the previous pass (delta or full) ended; `None` when none did.
+    pub previous_pass_at: Option<DateTime<Utc>>,
+    /// The newest delivery of the object the event log received.
+    pub last_delivery_at: Option<DateTime<Utc>>,
+    /// The refusals of the window: the object's, and those of no known object.
+    pub refused: Vec<RefusedDeliveries>,
+}
+
+impl HealthWindow<'_> {
+    /// A delivery arrived when a verified one came after the previous pass ended, or when one
+    /// naming the object was refused since.
+    pub fn judge(self) -> PassHealth {
+        let delivered = match (self.last_delivery_at, self.previous_pass_at) {
+            (Some(delivery), Some(pass)) => delivery > pass,
+            (delivery, None) => delivery.is_some(),
+            (None, Some(_)) => false,
+        };
+        let refused = self.refused.iter().any(|r| r.object.as_deref() == Some(self.object) && r.refused > 0);
+        PassHealth {
+            previous: self.previous.unwrap_or_default(),
+            current: WebhookHealth::after_delta_pass(self.repaired, delivered || refused),
+            refused: self.refused,
+        }
+    }
+}
+
 /// A row of `sync_runs`; its JSON uses the column names.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunRow {
@@ -376,5 +445,62 @@ impl ReconcilerLock {
             Ok(guard) => Ok(*guard),
             Err(other) => Err(ReconcilerLock(other)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::change::parse_timestamp;
+
+    fn window(
+        previous_pass: Option<&str>,
+        last_delivery: Option<&str>,
+        repaired: i64,
+    ) -> HealthWindow<'static> {
+        HealthWindow {
+            object: "person",
+            repaired,
+            previous: Some(WebhookHealth::Ok),
+            previous_pass_at: previous_pass.and_then(parse_timestamp),
+            last_delivery_at: last_delivery.and_then(parse_timestamp),
+            refused: Vec::new(),
+        }
+    }
+
+    const PASS: &str = "2026-09-21T10:00:00.000Z";
+    const BEFORE: &str = "2026-09-21T09:59:59.999Z";
+    const AFTER: &str = "2026-09-21T10:00:00.001Z";
+
+    #[test]
+    fn a_pass_that_repaired_nothing_is_ok_whatever_arrived() {
+        assert_eq!(window(Some(PASS), None, 0).judge().current, WebhookHealth::Ok);
+        assert_eq!(window(Some(PASS), Some(AFTER), 0).judge().current, WebhookHealth::Ok);
+    }
+
+    #[test]
+    fn repairs_are_lossy_when_a_delivery_arrived_since_the_previous_pass_and_silent_otherwise() {
+        assert_eq!(window(Some(PASS), Some(AFTER), 2).judge().current, WebhookHealth::Lossy);
+        assert_eq!(window(Some(PASS), Some(BEFORE), 2).judge().current, WebhookHealth::Silent);
+        assert_eq!(window(Some(PASS), None, 2).judge().current, WebhookHealth::Silent);
+        assert_eq!(window(None, Some(BEFORE), 2).judge().current, WebhookHealth::Lossy, "no pass before");
+        assert_eq!(window(None, None, 2).judge().current, WebhookHealth::Silent);
+    }
+
+    #[test]
+    fn a_refused_delivery_naming_the_object_arrived_but_one_naming_none_did_not() {
+        let refused = |object: Option<&str>| RefusedDeliveries {
+            object: object.map(str::to_owned),
+            reason: "bad_signature".into(),
+            refused: 3,
+        };
+        let mut named = window(Some(PASS), Some(BEFORE), 2);
+        named.refused = vec![refused(Some("person"))];
+        assert_eq!(named.judge().current, WebhookHealth::Lossy, "a wrong secret is not silence");
+        let mut unnamed = window(Some(PASS), Some(BEFORE), 2);
+        unnamed.refused = vec![refused(None)];
+        let verdict = unnamed.judge();
+        assert_eq!((verdict.previous, verdict.current), (WebhookHealth::Ok, WebhookHealth::Silent));
+        assert_eq!(verdict.refused, vec![refused(None)], "handed on, for the warning");
     }
 }

@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use sqlx::error::BoxDynError;
 
 use super::model::{
-    Counts, Mode, ObjectCounts, RunRow, RunStatus, StoredEvent, StoredRecord, SyncState, Trigger,
+    Counts, Mode, ObjectCounts, RefusedDeliveries, RunRow, RunStatus, StoredEvent, StoredRecord, SyncState,
+    Trigger, WebhookHealth,
 };
 use crate::change::Source;
 
@@ -56,7 +57,7 @@ macro_rules! decode_as_text {
     )+};
 }
 
-decode_as_text!(Source, Trigger, Mode, RunStatus);
+decode_as_text!(Source, Trigger, Mode, RunStatus, WebhookHealth);
 
 /// A row of `twenty_records`.
 #[derive(sqlx::FromRow)]
@@ -126,6 +127,8 @@ pub(crate) struct SyncStateRow {
     last_run_id: Option<i64>,
     #[sqlx(json(nullable))]
     last_counts: Option<Counts>,
+    /// Null until the object's first delta pass.
+    webhook_health: Option<WebhookHealth>,
 }
 
 impl From<SyncStateRow> for SyncState {
@@ -137,6 +140,7 @@ impl From<SyncStateRow> for SyncState {
             last_full_at: instant(row.last_full_at),
             last_run_id: row.last_run_id,
             last_counts: row.last_counts,
+            webhook_health: row.webhook_health.unwrap_or_default(),
         }
     }
 }
@@ -191,6 +195,24 @@ impl From<ObjectCountsRow> for ObjectCounts {
             soft_deleted: row.soft_deleted,
             destroyed: row.destroyed,
             last_webhook_at: instant(row.last_webhook_at),
+        }
+    }
+}
+
+/// A row of `webhook_refusals`; `''` is the object of deliveries that named none the mirror knows.
+#[derive(sqlx::FromRow)]
+pub(crate) struct RefusalRow {
+    object: String,
+    reason: String,
+    refused: i64,
+}
+
+impl From<RefusalRow> for RefusedDeliveries {
+    fn from(row: RefusalRow) -> Self {
+        RefusedDeliveries {
+            object: Some(row.object).filter(|o| !o.is_empty()),
+            reason: row.reason,
+            refused: row.refused,
         }
     }
 }

@@ -18,7 +18,10 @@ use crate::change::format_timestamp;
 use crate::change::{Change, Source};
 use crate::metrics::Metrics;
 use crate::mirror::views::{ViewOutcome, ViewsReport};
-use crate::mirror::{Counts, Mode, ObjectRow, PageWrite, ReconcilerLock, RunStatus, SyncState, Trigger};
+use crate::mirror::{
+    Counts, Mode, ObjectRow, PageWrite, PassHealth, ReconcilerLock, RunStatus, SyncState, Trigger,
+    WebhookHealth,
+};
 use crate::mirror::{Store, StoreError};
 use crate::twenty::client::{ClientError, ObjectMetadata, TwentyClient};
 
@@ -282,6 +285,13 @@ impl Reconciler {
         {
             tracing::error!(error = %e, "could not record the end of the run");
         }
+        // The run's pages appended count deltas (PostgreSQL): fold them, so that the reads stay
+        // small even where no `serve` folds them (a `reconcile` command from cron).
+        if active.run_id.is_some()
+            && let Err(e) = self.store.fold_kept_counts().await
+        {
+            tracing::warn!(error = %e, "could not fold the kept counts; the next fold will");
+        }
         if let Some(lock) = active.lock
             && let Err(e) = self.store.unlock_reconciler(lock).await
         {
@@ -352,8 +362,11 @@ impl Reconciler {
                 Err(error) => return Err(error),
             }
             tracing::info!(object = %object.name_singular, mode = mode.as_str(), ?counts, missing, "pass complete");
-            if let Some(run_id) = active.run_id {
-                self.store.finish_pass(&object.name_singular, mode, run_id, counts, Utc::now()).await?;
+            if let Some(run_id) = active.run_id
+                && let Some(health) =
+                    self.store.finish_pass(&object.name_singular, mode, run_id, counts, Utc::now()).await?
+            {
+                warn_when_silent(&object.name_singular, counts.repaired, &health);
             }
         }
         refusal.map_or(Ok(()), Err)
@@ -453,6 +466,26 @@ fn log_views(report: &ViewsReport) {
         let reason = skipped.reason.describe();
         tracing::warn!(object = %skipped.object, %reason, "an object has no view");
     }
+}
+
+/// One warning when an object's webhooks turn silent, on the pass that finds it, not on every
+/// silent pass after it: the state is kept in the store, so a restart does not warn again either.
+fn warn_when_silent(object: &str, repaired: i64, health: &PassHealth) {
+    if health.current != WebhookHealth::Silent || health.previous == WebhookHealth::Silent {
+        return;
+    }
+    let unattributed: i64 = health.refused.iter().filter(|r| r.object.is_none()).map(|r| r.refused).sum();
+    tracing::warn!(
+        object,
+        repaired,
+        refused_naming_no_known_object = unattributed,
+        "webhooks of {object} look silent: the delta pass repaired {repaired} rows and no delivery for \
+         {object} arrived since the previous pass. Likely causes: Twenty cannot reach the webhook URL; \
+         Twenty's outbound safe mode blocks a private address on its worker; the workspace reached its \
+         cap of webhooks; the subscription was deleted in Twenty's settings; the secret no longer \
+         matches (check the refused deliveries in `twenty-mirror status`: {unattributed} named no known \
+         object since the last pass)"
+    );
 }
 
 struct ActiveRun {

@@ -1,6 +1,8 @@
-//! What operators see: per object, the rows the mirror holds, the last webhook, the reconciler's
-//! position and how stale the object is. Shared by `twenty-mirror status` and `GET /admin/status`.
+//! What operators see: per object, the rows the mirror holds, the last webhook, the webhooks'
+//! health and the deliveries refused since the last pass, the reconciler's position and how stale
+//! the object is. Shared by `twenty-mirror status` and `GET /admin/status`.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
@@ -17,6 +19,9 @@ pub struct StatusReport {
     /// The newest run, finished or not.
     pub last_run: Option<RunRow>,
     pub objects: Vec<ObjectStatus>,
+    /// Deliveries refused since the last pass of any object that named no object the mirror
+    /// knows (or none at all), by reason.
+    pub refused_without_object: BTreeMap<String, i64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -38,6 +43,8 @@ pub struct ObjectStatus {
     pub last_counts: Option<Counts>,
     /// What the last delta pass says of the object's webhooks.
     pub webhook_health: WebhookHealth,
+    /// Deliveries naming the object refused since its last pass, by reason (`bad_signature`, …).
+    pub refused_since_last_pass: BTreeMap<String, i64>,
     /// The object's typed view as a reader names it (`person`, `twenty.person`), when it has one.
     pub view: Option<String>,
     /// Why the view's name is not the one the rule gives (`person_2`: `person` is taken by a table
@@ -76,6 +83,15 @@ pub async fn status(store: &Store, now: DateTime<Utc>) -> Result<StatusReport, S
         o.stale_seconds = state.last_delta_at.max(state.last_full_at).map(|at| (now - at).num_seconds());
         o.last_run_id = state.last_run_id;
         o.last_counts = state.last_counts;
+        o.webhook_health = state.webhook_health;
+    }
+    let mut refused_without_object = BTreeMap::new();
+    for refused in store.refusals().await? {
+        let by_reason = match &refused.object {
+            Some(object) => &mut entry(&mut objects, object).refused_since_last_pass,
+            None => &mut refused_without_object,
+        };
+        by_reason.insert(refused.reason, refused.refused);
     }
     for view in store.views().await? {
         let o = entry(&mut objects, &view.object);
@@ -91,6 +107,7 @@ pub async fn status(store: &Store, now: DateTime<Utc>) -> Result<StatusReport, S
         running_run: store.running_run().await?,
         last_run: store.runs(1).await?.into_iter().next(),
         objects,
+        refused_without_object,
     })
 }
 
@@ -100,7 +117,7 @@ impl StatusReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{:<24} {:<24} {:>8} {:>8} {:>9} {:>9} {:<24} {:<24} {:>8}",
+            "{:<24} {:<24} {:>8} {:>8} {:>9} {:>9} {:<24} {:<8} {:<24} {:>8}  REFUSED SINCE LAST PASS",
             "OBJECT",
             "VIEW",
             "LIVE",
@@ -108,14 +125,15 @@ impl StatusReport {
             "DESTROYED",
             "REPAIRED",
             "LAST WEBHOOK",
+            "HEALTH",
             "WATERMARK",
-            "STALE"
+            "STALE",
         );
         for o in &self.objects {
             let name = if o.mirrored { o.object.clone() } else { format!("{} (not mirrored)", o.object) };
             let _ = writeln!(
                 out,
-                "{:<24} {:<24} {:>8} {:>8} {:>9} {:>9} {:<24} {:<24} {:>8}",
+                "{:<24} {:<24} {:>8} {:>8} {:>9} {:>9} {:<24} {:<8} {:<24} {:>8}  {}",
                 name,
                 match (&o.view, &o.view_note) {
                     (Some(view), Some(_)) => format!("{view} (*)"),
@@ -127,8 +145,17 @@ impl StatusReport {
                 o.destroyed,
                 o.last_counts.map_or("-".to_owned(), |c| c.repaired.to_string()),
                 time(o.last_webhook_at),
+                o.webhook_health.as_str(),
                 time(o.watermark),
                 o.stale_seconds.map_or("never".to_owned(), human_seconds),
+                by_reason(&o.refused_since_last_pass),
+            );
+        }
+        if !self.refused_without_object.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nrefused since the last pass, naming no known object: {}",
+                by_reason(&self.refused_without_object)
             );
         }
         for o in &self.objects {
@@ -155,6 +182,15 @@ impl StatusReport {
         }
         out
     }
+}
+
+/// `bad_signature 3, malformed 1`, or `-`.
+fn by_reason(refused: &BTreeMap<String, i64>) -> String {
+    if refused.is_empty() {
+        return "-".to_owned();
+    }
+    let counts: Vec<String> = refused.iter().map(|(reason, n)| format!("{reason} {n}")).collect();
+    counts.join(", ")
 }
 
 fn time(at: Option<DateTime<Utc>>) -> String {

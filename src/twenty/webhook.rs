@@ -78,6 +78,29 @@ fn is_concrete_event(event_type: &str) -> bool {
         .is_some_and(|(object, action)| !object.is_empty() && !action.is_empty() && !event_type.contains('*'))
 }
 
+/// Twenty's object names are short identifiers; anything longer names nothing the mirror knows.
+const MAX_OBJECT_NAME: usize = 63;
+
+/// The object a delivery names (`person` of `person.updated`, in `eventName` or `eventType`), read
+/// from a body that may not be verified: only to count a refusal by object, never to apply it.
+/// Only a plain identifier is taken.
+pub fn named_object(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Named {
+        #[serde(rename = "eventName")]
+        event_name: Option<String>,
+        #[serde(rename = "eventType")]
+        event_type: Option<String>,
+    }
+    let named: Named = serde_json::from_slice(body).ok()?;
+    let name = named.event_name.or(named.event_type)?;
+    let (object, _) = name.split_once('.')?;
+    let identifier = !object.is_empty()
+        && object.len() <= MAX_OBJECT_NAME
+        && object.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    identifier.then(|| object.to_owned())
+}
+
 /// Classifies a verified delivery. `metadata.*` events and unknown actions are recognised before a
 /// record is required: newest releases send schema events without one.
 pub fn parse_event(body: &[u8], received_at: DateTime<Utc>) -> WebhookEvent {
@@ -172,6 +195,21 @@ fn contains_nul(value: &Value) -> bool {
 mod tests {
     use super::*;
     use crate::change::Stage;
+
+    #[test]
+    fn an_unverified_body_names_an_object_only_as_a_plain_identifier() {
+        assert_eq!(named_object(br#"{"eventName":"person.updated"}"#).as_deref(), Some("person"));
+        assert_eq!(named_object(br#"{"eventType":"opportunity.created"}"#).as_deref(), Some("opportunity"));
+        let long = format!(r#"{{"eventName":"{}.updated"}}"#, "a".repeat(64));
+        for body in [
+            br#"{"eventName":"person"}"#.as_slice(),
+            br#"{"eventName":"a b.updated"}"#,
+            b"not json",
+            long.as_bytes(),
+        ] {
+            assert_eq!(named_object(body), None, "{}", String::from_utf8_lossy(body));
+        }
+    }
 
     fn now() -> DateTime<Utc> {
         parse_timestamp("2026-09-21T12:00:00.000Z").unwrap()

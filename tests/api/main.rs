@@ -26,5 +26,6 @@ mod resilience;
 mod twenty_client;
 mod twenty_quirks;
 mod views;
+mod webhook_health;
 mod webhook_route;
 mod webhook_subscription;

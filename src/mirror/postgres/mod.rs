@@ -1,6 +1,7 @@
 //! The PostgreSQL backend: for production and for several instances. A batch is applied with one
 //! statement over arrays, so a group commit costs a few round trips however many deliveries share it.
 
+mod health;
 mod lock;
 mod records;
 mod rows;
@@ -18,8 +19,8 @@ use sqlx::{Executor as _, PgPool};
 use super::backend::{ACQUIRE_TIMEOUT, Backend, Pool};
 use super::error::{Context, StoreError};
 use super::model::{
-    Counts, DeliveryBatch, HourlyDeliveries, Mode, ObjectCounts, ObjectRow, PageWrite, ReconcilerLock,
-    RunRow, RunStatus, StoredEvent, StoredRecord, SyncState, Trigger,
+    Counts, DeliveryBatch, HourlyDeliveries, Mode, ObjectCounts, ObjectRow, PageWrite, PassHealth,
+    ReconcilerLock, RefusedDeliveries, RunRow, RunStatus, StoredEvent, StoredRecord, SyncState, Trigger,
 };
 use super::rule::ApplyOutcome;
 use super::views::{self, RegisteredView, ViewsReport};
@@ -128,10 +129,7 @@ impl Backend for PostgresBackend {
     }
 
     async fn prune_events(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
-        let pruned = records::prune_events(&self.pool, cutoff).await?;
-        // The prune runs at least hourly, so the deltas stay few even when nothing scrapes.
-        stats::fold(&self.pool).await?;
-        Ok(pruned)
+        records::prune_events(&self.pool, cutoff).await
     }
 
     async fn fetch_record(&self, object: &str, id: &str) -> Result<Option<StoredRecord>, StoreError> {
@@ -200,7 +198,7 @@ impl Backend for PostgresBackend {
         run_id: i64,
         counts: Counts,
         at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<PassHealth>, StoreError> {
         runs::finish_pass(&self.pool, object, mode, run_id, counts, at).await
     }
 
@@ -265,6 +263,18 @@ impl Backend for PostgresBackend {
 
     async fn object_counts(&self) -> Result<Vec<ObjectCounts>, StoreError> {
         stats::object_counts(&self.pool).await
+    }
+
+    async fn fold_kept_counts(&self) -> Result<(), StoreError> {
+        stats::fold(&self.pool).await
+    }
+
+    async fn add_refusals(&self, refused: &[RefusedDeliveries], at: DateTime<Utc>) -> Result<(), StoreError> {
+        health::add_refusals(&self.pool, refused, at).await
+    }
+
+    async fn refusals(&self) -> Result<Vec<RefusedDeliveries>, StoreError> {
+        health::refusals(&self.pool).await
     }
 
     async fn try_lock_reconciler(&self) -> Result<Option<ReconcilerLock>, StoreError> {

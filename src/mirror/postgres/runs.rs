@@ -4,11 +4,12 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
+use super::health;
 use super::records::{APPLY_PAGE, apply, bind_winners, outcomes};
 use crate::change::Change;
 use crate::mirror::error::{Context, StoreError};
 use crate::mirror::model::{
-    Counts, Mode, ObjectRow, PageWrite, RunRow, RunStatus, SyncState, Trigger, mirrored_fields,
+    Counts, Mode, ObjectRow, PageWrite, PassHealth, RunRow, RunStatus, SyncState, Trigger, mirrored_fields,
 };
 use crate::mirror::rows::{RunRowColumns, SyncStateRow};
 use crate::mirror::rule::{ApplyOutcome, Reduced};
@@ -75,7 +76,7 @@ pub(super) async fn objects(pool: &PgPool) -> Result<Vec<ObjectRow>, StoreError>
 
 pub(super) async fn sync_states(pool: &PgPool) -> Result<Vec<SyncState>, StoreError> {
     let rows: Vec<SyncStateRow> = sqlx::query_as(
-        "SELECT object, watermark, last_delta_at, last_full_at, last_run_id, last_counts \
+        "SELECT object, watermark, last_delta_at, last_full_at, last_run_id, last_counts, webhook_health \
          FROM sync_state ORDER BY object",
     )
     .fetch_all(pool)
@@ -139,40 +140,50 @@ pub(super) async fn finish_pass(
     run_id: i64,
     counts: Counts,
     at: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    // A full pass reads everything a delta would, so it counts as both.
-    let statement = match mode {
-        Mode::Delta => {
-            "INSERT INTO sync_state (object, last_delta_at, last_run_id, last_counts) VALUES ($1, $2, $3, $4) \
+) -> Result<Option<PassHealth>, StoreError> {
+    let mut tx = pool.begin().await.context("starting a transaction")?;
+    // A full pass reads everything a delta would, so it counts as both; only a delta pass judges
+    // the webhooks (a first full pass repairs everything, as it should).
+    let (statement, health) = match mode {
+        Mode::Delta => (
+            "INSERT INTO sync_state (object, last_delta_at, last_run_id, last_counts, webhook_health) \
+             VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (object) DO UPDATE SET last_delta_at = EXCLUDED.last_delta_at, \
-                 last_run_id = EXCLUDED.last_run_id, last_counts = EXCLUDED.last_counts"
-        }
-        Mode::Full => {
+                 last_run_id = EXCLUDED.last_run_id, last_counts = EXCLUDED.last_counts, \
+                 webhook_health = EXCLUDED.webhook_health",
+            Some(health::judge(&mut tx, object, counts.repaired).await?),
+        ),
+        Mode::Full => (
             "INSERT INTO sync_state (object, last_delta_at, last_full_at, last_run_id, last_counts) \
              VALUES ($1, $2, $2, $3, $4) \
              ON CONFLICT (object) DO UPDATE SET last_delta_at = EXCLUDED.last_delta_at, \
                  last_full_at = EXCLUDED.last_full_at, last_run_id = EXCLUDED.last_run_id, \
-                 last_counts = EXCLUDED.last_counts"
-        }
+                 last_counts = EXCLUDED.last_counts",
+            None,
+        ),
     };
     let counts = serde_json::to_value(counts).map_err(|e| StoreError::Corrupt(format!("counts: {e}")))?;
-    sqlx::query(statement)
-        .bind(object)
-        .bind(at)
-        .bind(run_id)
-        .bind(counts)
-        .execute(pool)
-        .await
-        .context("recording a finished pass")?;
-    Ok(())
+    let mut query = sqlx::query(statement).bind(object).bind(at).bind(run_id).bind(counts);
+    if let Some(health) = &health {
+        query = query.bind(health.current.as_str());
+    }
+    query.execute(&mut *tx).await.context("recording a finished pass")?;
+    health::close_window(&mut tx, object).await?;
+    tx.commit().await.context("committing a finished pass")?;
+    Ok(health)
 }
 
+/// From the kept counts (migration 0007): the base row plus the deltas not folded yet.
 pub(super) async fn count_present(pool: &PgPool, object: &str) -> Result<i64, StoreError> {
-    sqlx::query_scalar("SELECT count(*) FROM twenty_records WHERE object = $1 AND destroyed_at IS NULL")
-        .bind(object)
-        .fetch_one(pool)
-        .await
-        .context("counting rows")
+    sqlx::query_scalar(
+        "SELECT coalesce(sum(live + soft_deleted), 0)::bigint FROM ( \
+             SELECT live, soft_deleted FROM object_stats WHERE object = $1 \
+             UNION ALL SELECT live, soft_deleted FROM object_stats_deltas WHERE object = $1) kept",
+    )
+    .bind(object)
+    .fetch_one(pool)
+    .await
+    .context("counting rows")
 }
 
 pub(super) async fn destroy_candidates(

@@ -1,7 +1,8 @@
 //! Rows per object and the last delivery, as the triggers of migration 0007 keep them: a base row
 //! per object in `object_stats`, plus the delta rows writers appended since the last fold. Writers
 //! only append, so concurrent group commits never wait on a shared counter row; the fold, which
-//! does take those rows' locks, runs only from readers and the hourly prune.
+//! does take those rows' locks, runs in the background (`serve` folds every minute, a reconciler
+//! run at its end), never in a scrape or a status call: those only read.
 
 use sqlx::PgPool;
 
@@ -28,9 +29,9 @@ pub(super) async fn fold(pool: &PgPool) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Folds, then reads base and deltas together: deltas appended after the fold still count.
+/// Reads base and deltas together, writing nothing: the deltas not folded yet count too. Their
+/// number is bounded by how often the fold runs (one row per writing statement and object).
 pub(super) async fn object_counts(pool: &PgPool) -> Result<Vec<ObjectCounts>, StoreError> {
-    fold(pool).await?;
     let rows: Vec<ObjectCountsRow> = sqlx::query_as(
         "SELECT object, sum(live)::bigint AS live, sum(soft_deleted)::bigint AS soft_deleted, \
                 sum(destroyed)::bigint AS destroyed, max(last_delivery_at) AS last_webhook_at \

@@ -1,6 +1,7 @@
 //! The SQLite backend: the embedded default. Timestamps are fixed-width RFC 3339 text, so text order
 //! is time order; `data` is canonical JSON text.
 
+mod health;
 mod lease;
 mod records;
 mod rows;
@@ -18,8 +19,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use super::backend::{ACQUIRE_TIMEOUT, Backend, Pool};
 use super::error::{Context, StoreError};
 use super::model::{
-    Counts, DeliveryBatch, HourlyDeliveries, Mode, ObjectCounts, ObjectRow, PageWrite, ReconcilerLock,
-    RunRow, RunStatus, StoredEvent, StoredRecord, SyncState, Trigger,
+    Counts, DeliveryBatch, HourlyDeliveries, Mode, ObjectCounts, ObjectRow, PageWrite, PassHealth,
+    ReconcilerLock, RefusedDeliveries, RunRow, RunStatus, StoredEvent, StoredRecord, SyncState, Trigger,
 };
 use super::rule::ApplyOutcome;
 use super::views::{self, RegisteredView, ViewsReport};
@@ -239,7 +240,7 @@ impl Backend for SqliteBackend {
         run_id: i64,
         counts: Counts,
         at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<PassHealth>, StoreError> {
         runs::finish_pass(&self.pool, object, mode, run_id, counts, at).await
     }
 
@@ -304,6 +305,20 @@ impl Backend for SqliteBackend {
 
     async fn object_counts(&self) -> Result<Vec<ObjectCounts>, StoreError> {
         runs::object_counts(&self.pool).await
+    }
+
+    /// The triggers of migration 0007 update the counters in the writer's transaction: SQLite has
+    /// one writer at a time, so a shared counter row costs no concurrency and there is no delta.
+    async fn fold_kept_counts(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn add_refusals(&self, refused: &[RefusedDeliveries], at: DateTime<Utc>) -> Result<(), StoreError> {
+        health::add_refusals(&self.pool, refused, at).await
+    }
+
+    async fn refusals(&self) -> Result<Vec<RefusedDeliveries>, StoreError> {
+        health::refusals(&self.pool).await
     }
 
     async fn try_lock_reconciler(&self) -> Result<Option<ReconcilerLock>, StoreError> {

@@ -4,12 +4,14 @@
 use chrono::{DateTime, Utc};
 use sqlx::{SqliteConnection, SqlitePool};
 
+use super::health;
 use super::lease::{self, LEASE_TTL};
 use super::records::apply;
 use crate::change::Change;
 use crate::mirror::error::{Context, StoreError};
 use crate::mirror::model::{
-    Counts, Mode, ObjectCounts, ObjectRow, PageWrite, RunRow, RunStatus, SyncState, Trigger, mirrored_fields,
+    Counts, Mode, ObjectCounts, ObjectRow, PageWrite, PassHealth, RunRow, RunStatus, SyncState, Trigger,
+    mirrored_fields,
 };
 use crate::mirror::rows::{ObjectCountsRow, RunRowColumns, SyncStateRow, Timestamp};
 use crate::mirror::rule::ApplyOutcome;
@@ -69,7 +71,7 @@ pub(super) async fn objects(pool: &SqlitePool) -> Result<Vec<ObjectRow>, StoreEr
 
 pub(super) async fn sync_states(pool: &SqlitePool) -> Result<Vec<SyncState>, StoreError> {
     let rows: Vec<SyncStateRow> = sqlx::query_as(
-        "SELECT object, watermark, last_delta_at, last_full_at, last_run_id, last_counts \
+        "SELECT object, watermark, last_delta_at, last_full_at, last_run_id, last_counts, webhook_health \
          FROM sync_state ORDER BY object",
     )
     .fetch_all(pool)
@@ -142,36 +144,42 @@ pub(super) async fn finish_pass(
     run_id: i64,
     counts: Counts,
     at: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    // A full pass reads everything a delta would, so it counts as both.
-    let statement = match mode {
-        Mode::Delta => {
-            "INSERT INTO sync_state (object, last_delta_at, last_run_id, last_counts) VALUES (?1, ?2, ?3, ?4) \
+) -> Result<Option<PassHealth>, StoreError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.context("starting a write transaction")?;
+    // A full pass reads everything a delta would, so it counts as both; only a delta pass judges
+    // the webhooks (a first full pass repairs everything, as it should).
+    let (statement, health) = match mode {
+        Mode::Delta => (
+            "INSERT INTO sync_state (object, last_delta_at, last_run_id, last_counts, webhook_health) \
+             VALUES (?1, ?2, ?3, ?4, ?5) \
              ON CONFLICT (object) DO UPDATE SET last_delta_at = excluded.last_delta_at, \
-                 last_run_id = excluded.last_run_id, last_counts = excluded.last_counts"
-        }
-        Mode::Full => {
+                 last_run_id = excluded.last_run_id, last_counts = excluded.last_counts, \
+                 webhook_health = excluded.webhook_health",
+            Some(health::judge(&mut tx, object, counts.repaired).await?),
+        ),
+        Mode::Full => (
             "INSERT INTO sync_state (object, last_delta_at, last_full_at, last_run_id, last_counts) \
              VALUES (?1, ?2, ?2, ?3, ?4) \
              ON CONFLICT (object) DO UPDATE SET last_delta_at = excluded.last_delta_at, \
                  last_full_at = excluded.last_full_at, last_run_id = excluded.last_run_id, \
-                 last_counts = excluded.last_counts"
-        }
+                 last_counts = excluded.last_counts",
+            None,
+        ),
     };
     let counts = serde_json::to_string(&counts).map_err(|e| StoreError::Corrupt(format!("counts: {e}")))?;
-    sqlx::query(statement)
-        .bind(object)
-        .bind(Timestamp(at))
-        .bind(run_id)
-        .bind(counts)
-        .execute(pool)
-        .await
-        .context("recording a finished pass")?;
-    Ok(())
+    let mut query = sqlx::query(statement).bind(object).bind(Timestamp(at)).bind(run_id).bind(counts);
+    if let Some(health) = &health {
+        query = query.bind(health.current.as_str());
+    }
+    query.execute(&mut *tx).await.context("recording a finished pass")?;
+    health::close_window(&mut tx, object).await?;
+    tx.commit().await.context("committing a finished pass")?;
+    Ok(health)
 }
 
+/// From the kept counts (migration 0007), which the writers' own transactions keep exact.
 pub(super) async fn count_present(pool: &SqlitePool, object: &str) -> Result<i64, StoreError> {
-    sqlx::query_scalar("SELECT count(*) FROM twenty_records WHERE object = ?1 AND destroyed_at IS NULL")
+    sqlx::query_scalar("SELECT coalesce(sum(live + soft_deleted), 0) FROM object_stats WHERE object = ?1")
         .bind(object)
         .fetch_one(pool)
         .await
