@@ -8,6 +8,7 @@ mod runs;
 mod stats;
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -21,8 +22,10 @@ use super::model::{
     Counts, DeliveryBatch, Mode, ObjectCounts, ObjectRow, PageWrite, ReconcilerLock, RunRow, RunStatus,
     StoredEvent, StoredRecord, SyncState, Trigger,
 };
+use super::read::{self, Freshness, Page};
 use super::rule::ApplyOutcome;
 use crate::change::Change;
+use crate::query::ListQuery;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -32,9 +35,16 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 /// shared by every instance.
 const MAX_CONNECTIONS: u32 = 10;
 
+/// How often the read API folds the kept counts' deltas (see `stats.rs`): often enough that the
+/// deltas it sums on every request stay a handful of rows, rarely enough that its folds never
+/// queue behind each other.
+const FOLD_EVERY_MS: i64 = 1_000;
+
 #[derive(Debug)]
 pub(super) struct PostgresBackend {
     pool: PgPool,
+    /// When the read API last folded, in milliseconds since the epoch.
+    last_fold_ms: AtomicI64,
 }
 
 impl PostgresBackend {
@@ -50,7 +60,18 @@ impl PostgresBackend {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .after_connect(|conn, _| Box::pin(async move { conn.execute(GENERIC_PLANS).await.map(drop) }))
             .connect_lazy_with(options);
-        PostgresBackend { pool }
+        PostgresBackend { pool, last_fold_ms: AtomicI64::new(0) }
+    }
+}
+
+impl PostgresBackend {
+    /// Folds the kept counts unless this instance did so within [`FOLD_EVERY_MS`].
+    async fn fold_now_and_then(&self) -> Result<(), StoreError> {
+        let now = Utc::now().timestamp_millis();
+        let last = self.last_fold_ms.load(Ordering::Relaxed);
+        let due = now - last >= FOLD_EVERY_MS
+            && self.last_fold_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok();
+        if due { stats::fold(&self.pool).await } else { Ok(()) }
     }
 }
 
@@ -239,6 +260,31 @@ impl Backend for PostgresBackend {
 
     async fn object_counts(&self) -> Result<Vec<ObjectCounts>, StoreError> {
         stats::object_counts(&self.pool).await
+    }
+
+    async fn read_page(&self, object: &str, query: &ListQuery) -> Result<Page, StoreError> {
+        read::postgres::page(&self.pool, object, query).await
+    }
+
+    async fn read_count(&self, object: &str, query: &ListQuery) -> Result<i64, StoreError> {
+        read::postgres::count(&self.pool, object, query).await
+    }
+
+    async fn read_record(&self, object: &str, id: &str) -> Result<Option<String>, StoreError> {
+        read::postgres::record(&self.pool, object, id).await
+    }
+
+    async fn read_records_by_ids(
+        &self,
+        object: &str,
+        ids: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        read::postgres::records_by_ids(&self.pool, object, ids).await
+    }
+
+    async fn read_freshness(&self, object: &str) -> Result<Freshness, StoreError> {
+        self.fold_now_and_then().await?;
+        read::postgres::freshness(&self.pool, object).await
     }
 
     async fn try_lock_reconciler(&self) -> Result<Option<ReconcilerLock>, StoreError> {

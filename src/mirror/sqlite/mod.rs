@@ -21,8 +21,10 @@ use super::model::{
     Counts, DeliveryBatch, Mode, ObjectCounts, ObjectRow, PageWrite, ReconcilerLock, RunRow, RunStatus,
     StoredEvent, StoredRecord, SyncState, Trigger,
 };
+use super::read::{self, Freshness, Page};
 use super::rule::ApplyOutcome;
 use crate::change::Change;
+use crate::query::ListQuery;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -278,6 +280,30 @@ impl Backend for SqliteBackend {
 
     async fn object_counts(&self) -> Result<Vec<ObjectCounts>, StoreError> {
         runs::object_counts(&self.pool).await
+    }
+
+    async fn read_page(&self, object: &str, query: &ListQuery) -> Result<Page, StoreError> {
+        read::sqlite::page(&self.pool, object, query).await
+    }
+
+    async fn read_count(&self, object: &str, query: &ListQuery) -> Result<i64, StoreError> {
+        read::sqlite::count(&self.pool, object, query).await
+    }
+
+    async fn read_record(&self, object: &str, id: &str) -> Result<Option<String>, StoreError> {
+        read::sqlite::record(&self.pool, object, id).await
+    }
+
+    async fn read_records_by_ids(
+        &self,
+        object: &str,
+        ids: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        read::sqlite::records_by_ids(&self.pool, object, ids).await
+    }
+
+    async fn read_freshness(&self, object: &str) -> Result<Freshness, StoreError> {
+        read::sqlite::freshness(&self.pool, object).await
     }
 
     async fn try_lock_reconciler(&self) -> Result<Option<ReconcilerLock>, StoreError> {
