@@ -3,6 +3,8 @@
 pub mod admin;
 mod health;
 mod metrics;
+pub mod read;
+pub mod tokens;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -24,7 +26,8 @@ pub struct AppState {
     pub clock: Clock,
     /// `None` when no API key is configured: the reconciler is off.
     pub reconciler: Option<Reconciler>,
-    pub admin_token: Option<admin::AdminToken>,
+    pub admin_token: Option<tokens::BearerTokens>,
+    pub read_api: read::ReadApi,
     /// Runs started from `/admin/reconcile`; shutdown waits for them to stop between pages.
     pub tasks: TaskTracker,
     pub metrics: Arc<crate::metrics::Metrics>,
@@ -39,5 +42,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/admin/runs", web::get().to(admin::runs))
         .route("/admin/runs/{id}", web::get().to(admin::run))
         .route("/admin/status", web::get().to(admin::status_report))
-        .route("/metrics", web::get().to(metrics::metrics));
+        .route("/metrics", web::get().to(metrics::metrics))
+        .route("/rest/{plural}", web::get().to(read::list))
+        .route("/rest/{plural}/{id}", web::get().to(read::one));
 }
