@@ -17,6 +17,7 @@ mod kept_counts;
 mod logs;
 mod operators;
 mod paged_metadata;
+mod read_api;
 mod reconcile;
 mod resilience;
 mod twenty_client;
