@@ -12,7 +12,7 @@ COPY crates/fake-twenty/Cargo.toml crates/fake-twenty/
 RUN mkdir -p src benches crates/fake-twenty/src \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs crates/fake-twenty/src/lib.rs \
-    && for bench in webhook_load reconcile_load views_load status_load; do echo 'fn main() {}' > "benches/$bench.rs"; done \
+    && for bench in webhook_load reconcile_load views_load status_load read_load; do echo 'fn main() {}' > "benches/$bench.rs"; done \
     && cargo build --release --locked --bin twenty-mirror \
     && rm -rf src benches crates/fake-twenty/src
 

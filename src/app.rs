@@ -15,8 +15,9 @@ use tracing_actix_web::TracingLogger;
 
 use crate::clock::Clock;
 use crate::config::{DatabaseUrl, ReconcileSettings, Settings, TwentyApiSettings};
-use crate::http::admin::AdminToken;
+use crate::http::read::ReadApi;
 use crate::http::refusals::{self, RefusalTally};
+use crate::http::tokens::BearerTokens;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::mirror::Store;
@@ -98,7 +99,10 @@ impl Application {
             clock,
             reconciler: reconciler.clone(),
             rediscovery,
-            admin_token: settings.admin_token.as_ref().map(AdminToken::new),
+            admin_token: settings.admin_token.as_ref().map(|token| BearerTokens::new([token])),
+            read_api: ReadApi::new(
+                (!settings.read_api_tokens.is_empty()).then(|| BearerTokens::new(&settings.read_api_tokens)),
+            ),
             tasks: background.clone(),
             metrics: metrics.clone(),
             stale_after: settings.stale_after,

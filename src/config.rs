@@ -28,6 +28,8 @@ pub struct Settings {
     pub reconcile: ReconcileSettings,
     /// Bearer token for `/admin/*`; those routes answer 403 without it.
     pub admin_token: Option<SecretString>,
+    /// `READ_API_TOKENS`: the bearer tokens the read API accepts; empty, it answers 403.
+    pub read_api_tokens: Vec<SecretString>,
     /// `PUBLIC_URL`: where Twenty reaches the service, for checking the webhook subscription in
     /// Twenty at start.
     pub public_url: Option<PublicUrl>,
@@ -266,6 +268,11 @@ impl Settings {
             d => d,
         };
 
+        let read_api_tokens = match get("READ_API_TOKENS") {
+            Some(v) => parse_token_list(&v).map_err(|r| ConfigError::new("READ_API_TOKENS", r))?,
+            None => Vec::new(),
+        };
+
         Ok(Settings {
             database_url: DatabaseUrl::new(database_url),
             host,
@@ -276,10 +283,24 @@ impl Settings {
             twenty_api,
             reconcile,
             admin_token: get("ADMIN_TOKEN").map(SecretString::from),
+            read_api_tokens,
             public_url,
             stale_after,
         })
     }
+}
+
+/// Comma-separated tokens, each trimmed. An empty entry (`a,,b`, a trailing comma) is refused: it
+/// is a typo more often than a wish, and silently dropping it would hide a token cut short.
+fn parse_token_list(value: &str) -> Result<Vec<SecretString>, String> {
+    value
+        .split(',')
+        .enumerate()
+        .map(|(i, token)| match token.trim() {
+            "" => Err(format!("entry {} of the comma-separated list is empty", i + 1)),
+            token => Ok(SecretString::from(token.to_owned())),
+        })
+        .collect()
 }
 
 fn duration_or(
@@ -402,6 +423,20 @@ mod tests {
         assert_eq!(settings(&[]).unwrap().stale_after, Duration::from_secs(3600));
         assert_eq!(settings(&[("STALE_AFTER", "30m")]).unwrap().stale_after, Duration::from_secs(1800));
         assert_eq!(settings(&[("STALE_AFTER", "2h")]).unwrap().stale_after, Duration::from_secs(7200));
+    }
+
+    #[test]
+    fn read_api_tokens_are_comma_separated_and_trimmed_without_empty_entries() {
+        let s = settings(&[("READ_API_TOKENS", " first ,second")]).unwrap();
+        let exposed: Vec<_> =
+            s.read_api_tokens.iter().map(|s| secrecy::ExposeSecret::expose_secret(s).to_owned()).collect();
+        assert_eq!(exposed, ["first", "second"]);
+        assert!(settings(&[]).unwrap().read_api_tokens.is_empty());
+        for bad in ["a,,b", "a,", ",a", " , "] {
+            let error = settings(&[("READ_API_TOKENS", bad)]).unwrap_err();
+            assert_eq!(error.variable, "READ_API_TOKENS", "{bad:?}");
+            assert!(error.reason.contains("is empty"), "{bad:?}: {error}");
+        }
     }
 
     #[test]

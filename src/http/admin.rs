@@ -1,54 +1,18 @@
 //! `/admin/*`: trigger a reconcile, see runs and status. Bearer `ADMIN_TOKEN`, compared in
-//! constant time; without the setting the routes are closed (403) and say why.
+//! constant time (`tokens.rs`); without the setting the routes are closed (403) and say why.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use chrono::Utc;
-use hmac::{Hmac, KeyInit, Mac};
-use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
-use sha2::Sha256;
 
 use super::AppState;
+use super::tokens::Presented;
 use crate::mirror::StoreError;
 use crate::mirror::{Mode, Trigger};
 use crate::sync::reconciler::{ReconcileError, RunRequest, Started};
 use crate::sync::status::status;
-
-/// The operator's token, kept only as a MAC so that comparing it costs the same time whatever the
-/// candidate shares with it, its length included.
-pub struct AdminToken {
-    mac: Vec<u8>,
-}
-
-/// The key of that MAC. It hides nothing (the token is the secret); it only makes the comparison a
-/// fixed-length, constant-time one.
-const COMPARISON_KEY: &[u8] = b"twenty-mirror admin token";
-
-impl AdminToken {
-    pub fn new(token: &SecretString) -> Self {
-        AdminToken { mac: Self::mac(token.expose_secret().as_bytes()).finalize().into_bytes().to_vec() }
-    }
-
-    fn mac(candidate: &[u8]) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(COMPARISON_KEY).expect("HMAC takes any key");
-        mac.update(candidate);
-        mac
-    }
-
-    pub(super) fn matches(&self, candidate: &str) -> bool {
-        Self::mac(candidate.as_bytes()).verify_slice(&self.mac).is_ok()
-    }
-
-    /// A key for `purpose` derived from the token: the same on every instance and after a restart,
-    /// and another once the token changes. The console signs its sessions with one.
-    pub(super) fn derive_key(&self, purpose: &[u8]) -> [u8; 32] {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.mac).expect("HMAC takes any key");
-        mac.update(purpose);
-        mac.finalize().into_bytes().into()
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -97,18 +61,14 @@ impl From<StoreError> for AdminError {
 }
 
 fn authorize(request: &HttpRequest, state: &AppState) -> Result<(), AdminError> {
-    let token = state.admin_token.as_ref().ok_or(AdminError::Disabled)?;
-    let presented = request
-        .headers()
-        .get("Authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(AdminError::Unauthorized)?;
-    if token.matches(presented.trim()) {
-        Ok(())
-    } else {
-        tracing::warn!("refused an admin request with a wrong token");
-        Err(AdminError::Unauthorized)
+    let tokens = state.admin_token.as_ref().ok_or(AdminError::Disabled)?;
+    match tokens.check(request) {
+        Presented::Accepted => Ok(()),
+        Presented::Missing => Err(AdminError::Unauthorized),
+        Presented::Wrong => {
+            tracing::warn!("refused an admin request with a wrong token");
+            Err(AdminError::Unauthorized)
+        }
     }
 }
 

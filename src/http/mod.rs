@@ -4,7 +4,9 @@ pub mod admin;
 mod console;
 mod health;
 mod metrics;
+pub mod read;
 pub mod refusals;
+pub mod tokens;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -28,7 +30,8 @@ pub struct AppState {
     pub reconciler: Option<Reconciler>,
     /// Follows a `metadata.*` webhook with a rediscovery; `None` with the reconciler off.
     pub rediscovery: Option<Rediscovery>,
-    pub admin_token: Option<admin::AdminToken>,
+    pub admin_token: Option<tokens::BearerTokens>,
+    pub read_api: read::ReadApi,
     /// Runs started from `/admin/reconcile`; shutdown waits for them to stop between pages.
     pub tasks: TaskTracker,
     pub metrics: Arc<crate::metrics::Metrics>,
@@ -48,5 +51,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/admin/runs/{id}", web::get().to(admin::run))
         .route("/admin/status", web::get().to(admin::status_report))
         .route("/metrics", web::get().to(metrics::metrics))
+        .route("/rest/{plural}", web::get().to(read::list))
+        .route("/rest/{plural}/{id}", web::get().to(read::one))
         .configure(console::routes);
 }

@@ -13,9 +13,11 @@ use super::model::{
     Counts, DeliveryBatch, HourlyDeliveries, Mode, ObjectCounts, ObjectRow, PageWrite, PassHealth,
     ReconcilerLock, RefusedDeliveries, RunRow, RunStatus, StoredEvent, StoredRecord, SyncState, Trigger,
 };
+use super::read::{Freshness, Page};
 use super::rule::ApplyOutcome;
 use super::views::{ColumnKind, RegisteredView, ViewsReport};
 use crate::change::Change;
+use crate::query::ListQuery;
 
 /// How long a request may wait for a database connection before the service answers 503. Twenty
 /// gives up on a delivery after 5 s; answering well inside that lets it log a clear failure.
@@ -122,6 +124,17 @@ pub(crate) trait Backend: std::fmt::Debug + Send + Sync {
     // Refused deliveries since each object's last pass (`health.rs`).
     async fn add_refusals(&self, refused: &[RefusedDeliveries], at: DateTime<Utc>) -> Result<(), StoreError>;
     async fn refusals(&self) -> Result<Vec<RefusedDeliveries>, StoreError>;
+
+    // The read API (`read/`).
+    async fn read_page(&self, object: &str, query: &ListQuery) -> Result<Page, StoreError>;
+    async fn read_count(&self, object: &str, query: &ListQuery) -> Result<i64, StoreError>;
+    async fn read_record(&self, object: &str, id: &str) -> Result<Option<String>, StoreError>;
+    async fn read_records_by_ids(
+        &self,
+        object: &str,
+        ids: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError>;
+    async fn read_freshness(&self, object: &str) -> Result<Freshness, StoreError>;
 
     // The single-runner lock (`lease.rs`, `lock.rs`).
     async fn try_lock_reconciler(&self) -> Result<Option<ReconcilerLock>, StoreError>;

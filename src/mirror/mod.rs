@@ -36,6 +36,8 @@ use postgres::PostgresBackend;
 use sqlite::SqliteBackend;
 
 use crate::change::Change;
+use crate::query::ListQuery;
+use read::{Freshness, Listing};
 
 /// The mirror's database. Cloning shares the pool.
 #[derive(Debug, Clone)]
@@ -312,6 +314,50 @@ impl Store {
     /// SQLite), so that reading them stays a read of a few rows.
     pub async fn fold_kept_counts(&self) -> Result<(), StoreError> {
         self.backend.fold_kept_counts().await
+    }
+
+    /// A page of a read API listing and its `totalCount`, with the object's freshness, read at
+    /// once. An unfiltered listing's `totalCount` is the kept count of live records, so that paging
+    /// through a million records does not count them for every page.
+    pub async fn list_records(
+        &self,
+        object: &str,
+        query: &ListQuery,
+    ) -> Result<(Listing, Freshness), StoreError> {
+        let count = async {
+            match query.filter {
+                Some(_) => self.backend.read_count(object, query).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (page, count, freshness) = tokio::try_join!(
+            self.backend.read_page(object, query),
+            count,
+            self.backend.read_freshness(object)
+        )?;
+        Ok((Listing { page, total_count: count.unwrap_or(freshness.live) }, freshness))
+    }
+
+    /// One live record's data for `GET /rest/{plural}/{id}`, with the object's freshness.
+    pub async fn read_record(
+        &self,
+        object: &str,
+        id: &str,
+    ) -> Result<(Option<String>, Freshness), StoreError> {
+        tokio::try_join!(self.backend.read_record(object, id), self.backend.read_freshness(object))
+    }
+
+    /// The live records of `object` among `ids`, as `(id, data)`: the targets of a page's
+    /// many-to-one relations, in one statement.
+    pub async fn records_by_ids(
+        &self,
+        object: &str,
+        ids: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.backend.read_records_by_ids(object, ids).await
     }
 
     /// Takes the single-runner lock, or answers `None` when another run (of this process or another)

@@ -147,8 +147,13 @@ async fn metadata_comes_in_both_shapes() {
     // The custom object is served, the inactive one is not.
     fake.create("websiteProperty", json!({"name": "home"}));
     assert_eq!(client.list("websiteProperties", &[]).await.0.len(), 1);
-    error_shape(&client.get("/rest/legacyThings", &[]).await, 404);
-    error_shape(&client.get("/rest/nothings", &[]).await, 404);
+    // An inactive object is no object: Twenty's 400.
+    error_shape(&client.get("/rest/legacyThings", &[]).await, 400);
+    let unknown = client.get("/rest/nothings", &[]).await;
+    error_shape(&unknown, 400);
+    assert_eq!(unknown.json()["messages"][0], "object 'nothings' not found.");
+    let singular = client.get("/rest/person", &[]).await.json();
+    assert_eq!(singular["messages"][0], "object 'person' not found. Did you mean 'people'?");
 }
 
 #[tokio::test]

@@ -21,6 +21,7 @@ mod operators;
 mod paged_metadata;
 mod playground;
 mod postgres_functions;
+mod read_api;
 mod reconcile;
 mod resilience;
 mod twenty_client;

@@ -14,6 +14,7 @@
 //! This file holds the server and its controls; the rest is split by concern: `state` (tables,
 //! rows, the replica's lag), `routes` (dispatch, one record), `records` (record lists), `filter`
 //! (the `filter` grammar), `order` (`order_by` and cursors), `metadata` (objects and fields),
+//! `schema` (the fields' types as filters and orderings see them),
 //! `webhooks` (subscriptions), `limits` (rate limits and injected faults).
 
 mod filter;
@@ -22,6 +23,7 @@ mod metadata;
 mod order;
 mod records;
 mod routes;
+mod schema;
 mod state;
 mod values;
 mod webhooks;

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use super::MetadataShape;
 use super::routes::{bad_request, page_range};
+use super::schema::Schema;
 use super::state::State;
 use super::values::uuid_from;
 
@@ -35,6 +36,12 @@ impl ObjectMeta {
             is_system,
             fields: fields_of(singular, plural, is_custom),
         }
+    }
+
+    /// The fields as the REST API checks a request's paths against them.
+    pub(super) fn schema(&self) -> Schema {
+        let table = if self.is_custom { format!("_{}", self.singular) } else { self.singular.clone() };
+        Schema::new(&table, &self.fields)
     }
 
     fn to_json(&self) -> Value {

@@ -1,22 +1,28 @@
-//! The order of a record list (`order_by`), and the keyset cursors that page through it.
+//! The order of a record list (`order_by`), and the keyset cursors that page through it, in
+//! Twenty's format: standard base64 of the JSON object of the order-by values and the id.
 
 use std::cmp::Ordering;
 
-use serde_json::Value;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Map, Value};
 
+use super::schema::{Kind, Schema};
 use super::state::Row;
 use super::values::parse_timestamp;
 
-/// One `order_by` key: a (dotted) field path and its direction.
+/// One `order_by` key: a (dotted) field path, its direction and its field's kind.
 pub(super) struct OrderItem {
     pub(super) path: Vec<String>,
     pub(super) desc: bool,
     nulls_first: bool,
+    kind: Kind,
 }
 
 /// `f1[Dir],f2,…` with `Dir` one of `AscNullsFirst` (the default), `AscNullsLast`,
-/// `DescNullsFirst`, `DescNullsLast`; `id` ascending is appended unless the order names it.
-pub(super) fn parse_order_by(text: Option<&str>) -> Result<Vec<OrderItem>, String> {
+/// `DescNullsFirst`, `DescNullsLast`; `id` ascending is appended unless the order names it. Each
+/// path must be a field of the object that can be sorted.
+pub(super) fn parse_order_by(text: Option<&str>, schema: &Schema) -> Result<Vec<OrderItem>, String> {
     let mut order = Vec::new();
     if let Some(text) = text.filter(|t| !t.trim().is_empty()) {
         for item in text.split(',') {
@@ -40,38 +46,77 @@ pub(super) fn parse_order_by(text: Option<&str>) -> Result<Vec<OrderItem>, Strin
             {
                 return Err(format!("invalid order_by field {field:?}"));
             }
-            order.push(OrderItem { path: field.split('.').map(str::to_owned).collect(), desc, nulls_first });
+            let path: Vec<String> = field.split('.').map(str::to_owned).collect();
+            let kind = schema.kind(&path)?;
+            if !kind.is_sortable() {
+                return Err(format!("cannot order by {field:?}"));
+            }
+            order.push(OrderItem { path, desc, nulls_first, kind });
         }
     }
     if !order.iter().any(|item| item.path == ["id"]) {
-        order.push(OrderItem { path: vec!["id".into()], desc: false, nulls_first: true });
+        let kind = Kind::Text { empty_is_null: false };
+        order.push(OrderItem { path: vec!["id".into()], desc: false, nulls_first: true, kind });
     }
     Ok(order)
 }
 
-/// The cursor of `row` under `order`: the hex of the JSON array of its order-by values. Twenty's
-/// cursors are base64 of a JSON object; clients treat both as opaque.
+/// The cursor of `row` under `order`: base64 of `{"<field>": value, …, "id": …}`, a composite
+/// sub-field's value under its field (`{"name": {"firstName": …}}`).
 pub(super) fn encode_cursor(row: &Row, order: &[OrderItem]) -> String {
-    let values: Vec<Value> =
-        order.iter().map(|item| row.field(&item.path).cloned().unwrap_or(Value::Null)).collect();
-    hex::encode(Value::Array(values).to_string())
-}
-
-fn decode_cursor(text: &str) -> Option<Vec<Value>> {
-    let bytes = hex::decode(text.trim()).ok()?;
-    match serde_json::from_slice(&bytes).ok()? {
-        Value::Array(values) => Some(values),
-        _ => None,
+    let mut object = Map::new();
+    for item in order {
+        let value = row.field(&item.path).cloned().unwrap_or(Value::Null);
+        match item.path.as_slice() {
+            [field, sub_field] => {
+                let nested = object.entry(field.clone()).or_insert_with(|| Value::Object(Map::new()));
+                if let Value::Object(nested) = nested {
+                    nested.insert(sub_field.clone(), value);
+                }
+            }
+            _ => {
+                object.insert(item.path.join("."), value);
+            }
+        }
     }
+    STANDARD.encode(Value::Object(object).to_string())
 }
 
-/// The sort key a cursor stands for, checked against `order`.
+/// The sort key a cursor stands for: a value for each key of `order`, or Twenty's 400
+/// `INVALID_CURSOR` message.
 pub(super) fn cursor_key(text: &str, order: &[OrderItem]) -> Result<Vec<SortVal>, String> {
-    let values = decode_cursor(text).ok_or_else(|| format!("invalid cursor {text:?}"))?;
-    if values.len() != order.len() {
-        return Err(format!("cursor {text:?} does not match the order_by"));
+    let invalid = || format!("Invalid cursor: {text}");
+    let bytes = STANDARD.decode(text.trim().replace(' ', "+")).map_err(|_| invalid())?;
+    let object: Value = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    if !object.is_object() {
+        return Err(invalid());
     }
-    Ok(values.iter().map(|v| SortVal::of(Some(v))).collect())
+    order
+        .iter()
+        .map(|item| {
+            let value = item.path.iter().try_fold(&object, |value, segment| value.get(segment)).ok_or_else(|| {
+                format!(
+                    "Cursor is missing the value for orderBy field {}: it was encoded for a different orderBy. \
+                     Restart pagination without a cursor",
+                    item.path.join(".")
+                )
+            })?;
+            Ok(item.sort_val(Some(value)))
+        })
+        .collect()
+}
+
+impl OrderItem {
+    /// A value as this key sorts it: a `SELECT` by its option's position.
+    fn sort_val(&self, value: Option<&Value>) -> SortVal {
+        match (&self.kind, value) {
+            (Kind::Select(options), Some(Value::String(text))) => {
+                SortVal::Num(Kind::position(options, text) as f64)
+            }
+            (Kind::Text { .. }, Some(Value::String(text))) => SortVal::Text(text.clone()),
+            _ => SortVal::of(value),
+        }
+    }
 }
 
 /// A sortable value: timestamps as instants, numbers as numbers, anything else by its text.
@@ -141,7 +186,7 @@ pub(super) fn sort_key(row: &Row, order: &[OrderItem]) -> Vec<SortVal> {
         .iter()
         .map(|item| match row.cached_timestamp(&item.path) {
             Some(Some(ms)) => SortVal::Time(ms),
-            _ => SortVal::of(row.field(&item.path)),
+            _ => item.sort_val(row.field(&item.path)),
         })
         .collect()
 }

@@ -11,6 +11,7 @@ use serde_json::json;
 use super::filter::Filter;
 use super::order::{OrderItem, SortVal, compare_keys, cursor_key, encode_cursor, parse_order_by, sort_key};
 use super::routes::{bad_request, error, object_not_found};
+use super::schema::Schema;
 use super::state::{Row, Shared, Table, lock};
 
 /// `limit` when the request has none.
@@ -46,22 +47,35 @@ struct ListQuery {
     before: Option<Vec<SortVal>>,
 }
 
-fn parse_list_query(query: &str) -> Result<ListQuery, String> {
+fn parse_list_query(query: &str, schema: &Schema) -> Result<ListQuery, String> {
     let params = web::Query::<Vec<(String, String)>>::from_query(query)
         .map_err(|e| format!("invalid query string: {e}"))?
         .into_inner();
-    let param = |name: &str| params.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    // An empty parameter is an absent one.
+    let param = |name: &str| {
+        params.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.trim()).filter(|v| !v.is_empty())
+    };
     let limit = match param("limit") {
         None => DEFAULT_LIMIT,
-        Some(text) => {
-            let limit: i64 =
-                text.trim().parse().map_err(|_| format!("limit must be an integer, not {text:?}"))?;
-            usize::try_from(limit).map_err(|_| "limit must not be negative".to_owned())?.min(MAX_LIMIT)
+        Some(text) if text.bytes().all(|b| b.is_ascii_digit()) => {
+            text.parse::<usize>().map_or(MAX_LIMIT, |limit| limit.min(MAX_LIMIT))
+        }
+        Some(text) => return Err(format!("limit '{text}' is invalid. Should be an integer")),
+    };
+    match param("depth") {
+        None | Some("0" | "1") => {}
+        Some(text) => return Err(format!("'depth={text}' parameter invalid. Allowed values are 0, 1")),
+    }
+    let order = parse_order_by(param("order_by"), schema)?;
+    let filter_text = param("filter").unwrap_or_default().to_owned();
+    let filter = match filter_text.as_str() {
+        "" => None,
+        text => {
+            let mut filter = Filter::parse(text)?;
+            filter.typed(schema)?;
+            Some(filter)
         }
     };
-    let order = parse_order_by(param("order_by"))?;
-    let filter_text = param("filter").unwrap_or_default().to_owned();
-    let filter = if filter_text.trim().is_empty() { None } else { Some(Filter::parse(&filter_text)?) };
     let cursor = |name: &str| param(name).map(|text| cursor_key(text, &order)).transpose();
     let after = cursor("starting_after")?;
     let before = cursor("ending_before")?;
@@ -71,7 +85,7 @@ fn parse_list_query(query: &str) -> Result<ListQuery, String> {
     Ok(ListQuery {
         limit,
         order,
-        include_deleted: filter_text.contains("deletedAt"),
+        include_deleted: filter.as_ref().is_some_and(Filter::mentions_deleted_at),
         filter,
         filter_text,
         after,
@@ -87,14 +101,15 @@ struct Page {
 }
 
 pub(super) fn list(shared: &Shared, plural: &str, query: &str) -> HttpResponse {
-    let query = match parse_list_query(query) {
-        Ok(query) => query,
-        Err(message) => return bad_request(message),
-    };
-    let (mut page, singular_plural, truncated) = {
+    let (mut page, query, singular_plural, truncated) = {
         let mut state = lock(shared);
-        let Some(singular) = state.object_by_plural(plural).map(|meta| meta.singular.clone()) else {
-            return object_not_found(plural);
+        let Some(meta) = state.object_by_plural(plural) else {
+            return object_not_found(&state, plural);
+        };
+        let singular = meta.singular.clone();
+        let query = match parse_list_query(query, &meta.schema()) {
+            Ok(query) => query,
+            Err(message) => return bad_request(message),
         };
         let quirks = &mut state.listing;
         if query.after.is_some() && quirks.cursor_rejections > 0 {
@@ -117,7 +132,7 @@ pub(super) fn list(shared: &Shared, plural: &str, query: &str) -> HttpResponse {
                 sorted_page(rows, &query)
             }
         };
-        (page, plural.to_owned(), truncated)
+        (page, query, plural.to_owned(), truncated)
     };
     page.has_next &= !truncated;
     let page_info = json!({
@@ -242,7 +257,8 @@ fn sorted_page(rows: Vec<Arc<Row>>, query: &ListQuery) -> Page {
     let (start, end, has_next, has_previous) = if let Some(before) = &query.before {
         let end = keyed.partition_point(|(key, _)| compare_keys(key, before, &query.order) == Ordering::Less);
         let start = end.saturating_sub(query.limit);
-        (start, end, end < total, start > 0)
+        // Twenty says a page read backward has a next page, whatever follows its cursor.
+        (start, end, true, start > 0)
     } else {
         let start = match &query.after {
             Some(after) => {

@@ -60,7 +60,8 @@ async fn route(req: &HttpRequest, body: &[u8], shared: &Shared) -> HttpResponse 
             _ if segments.starts_with(webhooks_base) && segments.len() <= webhooks_base.len() + 1 => {
                 Route::Webhooks(segments.get(webhooks_base.len()).map(|id| (*id).to_owned()))
             }
-            ["metadata", ..] => Route::NotFound,
+            // Twenty's own routes are no objects: the path that this server does not serve is a 404.
+            ["metadata", ..] | ["webhooks", ..] => Route::NotFound,
             [plural] => Route::List((*plural).to_owned()),
             [plural, id] => Route::Get((*plural).to_owned(), (*id).to_owned()),
             _ => Route::NotFound,
@@ -106,7 +107,7 @@ pub(super) fn unauthorized() -> HttpResponse {
 }
 
 fn get_one(state: &State, plural: &str, id: &str) -> HttpResponse {
-    let Some(meta) = state.object_by_plural(plural) else { return object_not_found(plural) };
+    let Some(meta) = state.object_by_plural(plural) else { return object_not_found(state, plural) };
     let table = &state.tables[&meta.singular];
     match table.lagging_row(id, state.replica_lag) {
         Some(row) if !row.is_soft_deleted() => {
@@ -116,8 +117,14 @@ fn get_one(state: &State, plural: &str, id: &str) -> HttpResponse {
     }
 }
 
-pub(super) fn object_not_found(plural: &str) -> HttpResponse {
-    error(404, "NotFoundException", format!("Object '{plural}' not found"))
+/// Twenty's 400 for a path that names no object, with its hint when the name is an object's
+/// singular.
+pub(super) fn object_not_found(state: &State, plural: &str) -> HttpResponse {
+    let hint = state.objects.iter().find(|o| o.singular == plural && o.is_active);
+    match hint {
+        Some(meta) => bad_request(format!("object '{plural}' not found. Did you mean '{}'?", meta.plural)),
+        None => bad_request(format!("object '{plural}' not found.")),
+    }
 }
 
 /// The answer of [`Fault::Quoting`].

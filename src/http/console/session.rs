@@ -2,7 +2,7 @@
 //! CSRF token of its forms, and the same-origin check of its actions.
 //!
 //! The cookie is `EXPIRY.NONCE.MAC`: the expiry in Unix seconds, 16 random bytes, and an HMAC of
-//! both under a key derived from `ADMIN_TOKEN` ([`AdminToken::derive_key`]). Any instance with the
+//! both under a key derived from `ADMIN_TOKEN` ([`BearerTokens::derive_key`]). Any instance with the
 //! same token accepts it, a restart keeps it, and changing the token signs everyone out. The CSRF
 //! token is an HMAC of the cookie under the same key: a page of another site can neither read it
 //! nor compute it.
@@ -14,7 +14,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use url::Url;
 
-use crate::http::admin::AdminToken;
+use crate::http::tokens::BearerTokens;
 
 pub const COOKIE_NAME: &str = "twenty_mirror_session";
 
@@ -32,7 +32,7 @@ pub struct Session {
 }
 
 impl SessionKey {
-    pub fn of(token: &AdminToken) -> Self {
+    pub fn of(token: &BearerTokens) -> Self {
         SessionKey(token.derive_key(b"twenty-mirror console session"))
     }
 
@@ -146,7 +146,7 @@ mod tests {
     use super::*;
 
     fn key(token: &str) -> SessionKey {
-        SessionKey::of(&AdminToken::new(&SecretString::from(token.to_owned())))
+        SessionKey::of(&BearerTokens::new([&SecretString::from(token.to_owned())]))
     }
 
     fn at(seconds: i64) -> DateTime<Utc> {

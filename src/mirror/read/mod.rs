@@ -11,6 +11,7 @@ pub mod sqlite;
 #[cfg(test)]
 mod tests;
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 pub use sql::{Bind, Dialect, KeyType, PageStatement, Statement, count_statement, page_statement};
@@ -53,6 +54,18 @@ pub struct PageRecord {
 pub struct Listing {
     pub page: Page,
     pub total_count: i64,
+}
+
+/// How fresh an object's mirror is, and how many live records it holds: read from the kept rows
+/// (`sync_state`, `object_stats`), never from the records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Freshness {
+    /// The object's live records: `totalCount` of an unfiltered listing.
+    pub live: i64,
+    /// When the object's last complete pass (delta or full) ended.
+    pub last_complete_pass: Option<DateTime<Utc>>,
+    /// When the last delivery for the object arrived.
+    pub last_delivery: Option<DateTime<Utc>>,
 }
 
 /// A row of a page statement: the sort keys' values already as the JSON a cursor holds.

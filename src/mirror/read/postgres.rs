@@ -6,7 +6,7 @@ use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::{PgPool, Postgres, Row as _};
 
 use super::sql::{Bind, Dialect, KeyType, Statement, count_statement, page_statement};
-use super::{Listing, Page, Row, assemble, number_value};
+use super::{Freshness, Page, Row, assemble, number_value};
 use crate::mirror::StoreError;
 use crate::mirror::error::Context;
 use crate::query::ListQuery;
@@ -42,11 +42,6 @@ pub async fn count(pool: &PgPool, object: &str, query: &ListQuery) -> Result<i64
     prepare(&statement).fetch_one(pool).await.and_then(|row| row.try_get(0)).context("counting records")
 }
 
-/// A page and its `totalCount`.
-pub async fn list(pool: &PgPool, object: &str, query: &ListQuery) -> Result<Listing, StoreError> {
-    Ok(Listing { page: page(pool, object, query).await?, total_count: count(pool, object, query).await? })
-}
-
 /// One live record's data (neither soft-deleted nor destroyed), as `GET /rest/{plural}/{id}` sees it.
 pub async fn record(pool: &PgPool, object: &str, id: &str) -> Result<Option<String>, StoreError> {
     sqlx::query_scalar(
@@ -76,6 +71,28 @@ pub async fn records_by_ids(
     .fetch_all(pool)
     .await
     .context("reading related records")
+}
+
+/// The object's kept figures: its `sync_state` row, its `object_stats` row and the deltas not yet
+/// folded into it (a handful of rows: readers fold them).
+pub async fn freshness(pool: &PgPool, object: &str) -> Result<Freshness, StoreError> {
+    let (live, last_complete_pass, last_delivery): (
+        Option<i64>,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+    ) = sqlx::query_as(
+        "WITH kept AS (SELECT live, last_delivery_at FROM object_stats WHERE object = $1 \
+                           UNION ALL \
+                           SELECT live, last_delivery_at FROM object_stats_deltas WHERE object = $1) \
+             SELECT (SELECT sum(live)::bigint FROM kept), \
+                    (SELECT GREATEST(last_delta_at, last_full_at) FROM sync_state WHERE object = $1), \
+                    (SELECT max(last_delivery_at) FROM kept)",
+    )
+    .bind(object)
+    .fetch_one(pool)
+    .await
+    .context("reading an object's freshness")?;
+    Ok(Freshness { live: live.unwrap_or(0), last_complete_pass, last_delivery })
 }
 
 fn decode(row: &PgRow, keys: &[KeyType]) -> Result<Row, StoreError> {

@@ -429,7 +429,11 @@ impl Builder {
 
     fn is_in(&mut self, leaf: &Leaf, values: &[Scalar]) {
         if values.is_empty() {
-            return self.push("(1 = 0)");
+            // False, but unknown for a null, as `IN` over an empty array is in SQL: `not(…)` of it
+            // must not select the nulls.
+            self.push("(CASE WHEN ");
+            self.value(leaf);
+            return self.push(" IS NOT NULL THEN 1 = 0 END)");
         }
         let by_value = matches!(leaf.kind(), LeafKind::Enum { .. });
         self.push("(");
@@ -457,10 +461,13 @@ impl Builder {
     /// `containsAny`: some string element of the array is one of `values`; null when the value is
     /// not an array.
     fn contains_any(&mut self, leaf: &Leaf, values: &[String]) {
-        if values.is_empty() {
-            return self.push("(1 = 0)");
-        }
         let path = leaf.path();
+        if values.is_empty() {
+            // False for an array, unknown for anything else, as the overlap with an empty array is.
+            self.push(if self.is_postgres() { "(CASE WHEN jsonb_typeof(" } else { "(CASE WHEN (" });
+            self.json(path, false);
+            return self.push(") = 'array' THEN 1 = 0 END)");
+        }
         if self.is_postgres() {
             self.push("(CASE WHEN jsonb_typeof(");
             self.json(path, false);

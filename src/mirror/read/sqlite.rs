@@ -5,9 +5,10 @@ use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Row as _, Sqlite, SqlitePool};
 
 use super::sql::{Bind, Dialect, KeyType, Statement, count_statement, page_statement, sqlite_timestamp};
-use super::{Listing, Page, Row, assemble, number_value};
+use super::{Freshness, Page, Row, assemble, number_value};
 use crate::mirror::StoreError;
 use crate::mirror::error::Context;
+use crate::mirror::rows::Timestamp;
 use crate::query::ListQuery;
 
 type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
@@ -41,11 +42,6 @@ pub async fn count(pool: &SqlitePool, object: &str, query: &ListQuery) -> Result
     prepare(&statement).fetch_one(pool).await.and_then(|row| row.try_get(0)).context("counting records")
 }
 
-/// A page and its `totalCount`.
-pub async fn list(pool: &SqlitePool, object: &str, query: &ListQuery) -> Result<Listing, StoreError> {
-    Ok(Listing { page: page(pool, object, query).await?, total_count: count(pool, object, query).await? })
-}
-
 /// One live record's data (neither soft-deleted nor destroyed), as `GET /rest/{plural}/{id}` sees it.
 pub async fn record(pool: &SqlitePool, object: &str, id: &str) -> Result<Option<String>, StoreError> {
     sqlx::query_scalar(
@@ -76,6 +72,26 @@ pub async fn records_by_ids(
     .fetch_all(pool)
     .await
     .context("reading related records")
+}
+
+/// The object's kept figures: three primary-key lookups.
+pub async fn freshness(pool: &SqlitePool, object: &str) -> Result<Freshness, StoreError> {
+    let (live, last_complete_pass, last_delivery): (Option<i64>, Option<Timestamp>, Option<Timestamp>) =
+        sqlx::query_as(
+            "SELECT (SELECT live FROM object_stats WHERE object = ?1), \
+                    (SELECT nullif(max(coalesce(last_delta_at, ''), coalesce(last_full_at, '')), '') \
+                     FROM sync_state WHERE object = ?1), \
+                    (SELECT last_delivery_at FROM object_stats WHERE object = ?1)",
+        )
+        .bind(object)
+        .fetch_one(pool)
+        .await
+        .context("reading an object's freshness")?;
+    Ok(Freshness {
+        live: live.unwrap_or(0),
+        last_complete_pass: last_complete_pass.map(Into::into),
+        last_delivery: last_delivery.map(Into::into),
+    })
 }
 
 fn decode(row: &SqliteRow, keys: &[KeyType]) -> Result<Row, StoreError> {

@@ -22,9 +22,11 @@ use super::model::{
     Counts, DeliveryBatch, HourlyDeliveries, Mode, ObjectCounts, ObjectRow, PageWrite, PassHealth,
     ReconcilerLock, RefusedDeliveries, RunRow, RunStatus, StoredEvent, StoredRecord, SyncState, Trigger,
 };
+use super::read::{self, Freshness, Page};
 use super::rule::ApplyOutcome;
 use super::views::{self, RegisteredView, ViewsReport};
 use crate::change::Change;
+use crate::query::ListQuery;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -319,6 +321,30 @@ impl Backend for SqliteBackend {
 
     async fn refusals(&self) -> Result<Vec<RefusedDeliveries>, StoreError> {
         health::refusals(&self.pool).await
+    }
+
+    async fn read_page(&self, object: &str, query: &ListQuery) -> Result<Page, StoreError> {
+        read::sqlite::page(&self.pool, object, query).await
+    }
+
+    async fn read_count(&self, object: &str, query: &ListQuery) -> Result<i64, StoreError> {
+        read::sqlite::count(&self.pool, object, query).await
+    }
+
+    async fn read_record(&self, object: &str, id: &str) -> Result<Option<String>, StoreError> {
+        read::sqlite::record(&self.pool, object, id).await
+    }
+
+    async fn read_records_by_ids(
+        &self,
+        object: &str,
+        ids: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        read::sqlite::records_by_ids(&self.pool, object, ids).await
+    }
+
+    async fn read_freshness(&self, object: &str) -> Result<Freshness, StoreError> {
+        read::sqlite::freshness(&self.pool, object).await
     }
 
     async fn try_lock_reconciler(&self) -> Result<Option<ReconcilerLock>, StoreError> {

@@ -1,5 +1,6 @@
-//! Twenty's `filter` parameter (protocol notes, sections 4 and 9): the tree the grammar builds, and
-//! its value on a row under SQL's three-valued logic. The grammar itself is in `parser`.
+//! Twenty's `filter` parameter (protocol notes, sections 4 and 9): the tree the grammar builds, its
+//! check against the object's fields (`typed`), and its value on a row under SQL's three-valued
+//! logic. The grammar itself is in `parser`.
 
 mod parser;
 #[cfg(test)]
@@ -10,6 +11,7 @@ use std::cmp::Ordering;
 use chrono::NaiveDate;
 use serde_json::Value;
 
+use super::schema::{Kind, Schema};
 use super::state::Row;
 use super::values::parse_timestamp;
 
@@ -19,10 +21,13 @@ pub(super) enum Filter {
     And(Vec<Filter>),
     Or(Vec<Filter>),
     Not(Box<Filter>),
-    /// `path[operator]:value`; the path is dotted for a composite field's part.
+    /// `path[operator]:value`; the path is dotted for a composite field's part. `kind` is the
+    /// path's type once [`Filter::typed`] has checked it; an untyped condition compares values by
+    /// their JSON types alone.
     Condition {
         path: Vec<String>,
         test: Test,
+        kind: Option<Kind>,
     },
 }
 
@@ -89,6 +94,34 @@ impl Filter {
         parser::parse(text)
     }
 
+    /// Checks every condition against the object's fields, as Twenty does before it runs a
+    /// filter: the path exists, the operator applies to its type, the values coerce to it. The
+    /// error is the 400 message.
+    pub(super) fn typed(&mut self, schema: &Schema) -> Result<(), String> {
+        match self {
+            Filter::And(items) | Filter::Or(items) => {
+                items.iter_mut().try_for_each(|item| item.typed(schema))
+            }
+            Filter::Not(item) => item.typed(schema),
+            Filter::Condition { path, test, kind } => {
+                let field = schema.kind(path)?;
+                test.check(&field)
+                    .map_err(|reason| format!("invalid filter on '{}': {reason}", path.join(".")))?;
+                *kind = Some(field);
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether a condition on `deletedAt` appears anywhere: soft-deleted records then take part.
+    pub(super) fn mentions_deleted_at(&self) -> bool {
+        match self {
+            Filter::And(items) | Filter::Or(items) => items.iter().any(Filter::mentions_deleted_at),
+            Filter::Not(item) => item.mentions_deleted_at(),
+            Filter::Condition { path, .. } => path.first().is_some_and(|field| field == "deletedAt"),
+        }
+    }
+
     /// SQL's three-valued logic: `None` is unknown (a comparison with NULL). A row matches on
     /// `Some(true)` only.
     pub(super) fn eval(&self, row: &Row) -> Option<bool> {
@@ -106,14 +139,46 @@ impl Filter {
             }
             Filter::Or(items) => any(items.iter().map(|item| item.eval(row))),
             Filter::Not(item) => item.eval(row).map(|b| !b),
-            Filter::Condition { path, test } => test.eval(row, path),
+            Filter::Condition { path, test, kind } => test.eval(row, path, kind.as_ref()),
         }
     }
 }
 
 impl Test {
-    fn eval(&self, row: &Row, path: &[String]) -> Option<bool> {
-        let Some(value) = row.field(path).filter(|v| !v.is_null()) else {
+    /// Whether the test applies to a field of `kind` with its values; the error says why not.
+    fn check(&self, kind: &Kind) -> Result<(), String> {
+        let coerce = |operand: &Operand| match kind {
+            Kind::Number if operand.number.is_none() => Err(format!("'{}' is not a number", operand.text)),
+            Kind::DateTime if operand.time.is_none() => Err(format!("'{}' is not a date-time", operand.text)),
+            Kind::Select(options) if !options.contains(&operand.text) => {
+                Err(format!("'{}' is not one of the options", operand.text))
+            }
+            Kind::Array | Kind::Json => Err("its values cannot be compared".to_owned()),
+            _ => Ok(()),
+        };
+        match self {
+            Test::IsNull(_) => Ok(()),
+            Test::Compare(_, operand) => coerce(operand),
+            Test::In(operands) => operands.iter().try_for_each(coerce),
+            Test::ContainsAny(_) if *kind == Kind::Array => Ok(()),
+            Test::ContainsAny(_) => Err("containsAny applies to arrays".to_owned()),
+            Test::Text(..) if matches!(kind, Kind::Text { .. } | Kind::Select(_)) => Ok(()),
+            Test::Text(..) => Err("a text match applies to text".to_owned()),
+        }
+    }
+
+    fn eval(&self, row: &Row, path: &[String], kind: Option<&Kind>) -> Option<bool> {
+        let value = row.field(path).filter(|v| !v.is_null());
+        if let Some(Kind::Text { empty_is_null: true }) = kind {
+            // Twenty's rule for text: `''` is null to `is:NULL`, and `eq:""` matches both.
+            let empty = value.is_none_or(|v| v.as_str() == Some(""));
+            match self {
+                Test::IsNull(true) => return Some(empty),
+                Test::Compare(Comparison::Eq, operand) if operand.text.is_empty() => return Some(empty),
+                _ => {}
+            }
+        }
+        let Some(value) = value else {
             // NULL: `is` answers, every other test is unknown.
             return match self {
                 Test::IsNull(null) => Some(*null),
@@ -122,6 +187,16 @@ impl Test {
         };
         let cached = row.cached_timestamp(path);
         let compare = |operand: &Operand| -> Option<Ordering> {
+            match (kind, value) {
+                (Some(Kind::Text { .. }), Value::String(text)) => {
+                    return Some(text.as_str().cmp(&operand.text));
+                }
+                (Some(Kind::Select(options)), Value::String(text)) => {
+                    return Some(Kind::position(options, text).cmp(&Kind::position(options, &operand.text)));
+                }
+                (Some(Kind::Text { .. } | Kind::Select(_)), _) => return None,
+                _ => {}
+            }
             if let (Some(Some(ms)), Some(time)) = (cached, operand.time) {
                 return Some(ms.cmp(&time));
             }

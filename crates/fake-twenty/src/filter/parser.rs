@@ -158,7 +158,7 @@ impl Parser<'_> {
                     },
                     Operator::Text(how) => Test::Text(how, self.scalar(b",)")?),
                 };
-                Ok(Filter::Condition { path, test })
+                Ok(Filter::Condition { path, test, kind: None })
             }
             _ => self.fail("expected '(' or '['"),
         }

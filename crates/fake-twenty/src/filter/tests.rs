@@ -232,7 +232,8 @@ fn a_top_level_list_means_and() {
         parse("name[eq]:a"),
         Filter::Condition {
             path: vec!["name".into()],
-            test: Test::Compare(Comparison::Eq, Operand::new("a".into()))
+            test: Test::Compare(Comparison::Eq, Operand::new("a".into())),
+            kind: None,
         }
     );
 }
