@@ -5,6 +5,8 @@
 
 pub mod database;
 pub mod machine;
+#[allow(dead_code, reason = "only the view and read benchmarks read these records")]
+pub mod people;
 pub mod random;
 
 use std::fs;
