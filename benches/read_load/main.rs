@@ -135,14 +135,14 @@ fn queries(backend: &Backend, records: usize) -> Vec<Query> {
                 (
                     (format!(
                         "SELECT id, {data} FROM twenty_records WHERE {live} AND updated_at >= {} ORDER BY updated_at, id LIMIT 61",
-                        if postgres { "$1::timestamptz" } else { "?1" }
+                        if postgres { "CAST($1 AS text)::timestamptz" } else { "?1" }
                     )),
                     vec![since.clone()],
                 ),
                 (
                     (format!(
                         "SELECT count(*) FROM twenty_records WHERE {live} AND updated_at >= {}",
-                        if postgres { "$1::timestamptz" } else { "?1" }
+                        if postgres { "CAST($1 AS text)::timestamptz" } else { "?1" }
                     )),
                     vec![since.clone()],
                 ),
