@@ -33,10 +33,9 @@ use twenty_mirror::mirror::views::{self, ColumnKind, ColumnSource, ObjectFields,
 
 use support::people::{POSTGRES_PEOPLE, SQLITE_PEOPLE};
 
-#[allow(dead_code, reason = "shared by every bench; this one uses only its records")]
+#[allow(dead_code, reason = "shared by every bench; this one uses its settings and records")]
 mod support;
 
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 const OBJECTS: usize = 50;
 const FIELDS: usize = 60;
 const DEFAULT_RECORDS: usize = 1_000_000;
@@ -47,16 +46,11 @@ const TARGET_RATIO: f64 = 1.5;
 const EPOCH_SECONDS: i64 = 1_767_225_600;
 
 fn main() {
-    let records = env_number("VIEWS_BENCH_RECORDS", DEFAULT_RECORDS);
-    let runs = env_number("VIEWS_BENCH_RUNS", DEFAULT_RUNS).max(1);
-    let selected = std::env::var("BENCH_BACKENDS")
-        .ok()
-        .filter(|value| !value.trim().is_empty())
-        .unwrap_or_else(|| "sqlite,postgres".to_owned());
-    let postgres_url = std::env::var("BENCH_POSTGRES_URL")
-        .ok()
-        .filter(|url| !url.is_empty())
-        .unwrap_or_else(|| DEFAULT_POSTGRES_URL.to_owned());
+    let records = support::number("VIEWS_BENCH_RECORDS", DEFAULT_RECORDS);
+    let runs = support::number("VIEWS_BENCH_RUNS", DEFAULT_RUNS).max(1);
+    let selected = support::setting("BENCH_BACKENDS").unwrap_or_else(|| "sqlite,postgres".to_owned());
+    let postgres_url = support::setting("BENCH_POSTGRES_URL")
+        .unwrap_or_else(|| support::database::DEFAULT_POSTGRES_URL.to_owned());
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a runtime");
     let mut report = format!(
         "# views_load\n\n{OBJECTS} objects × {FIELDS} fields; {records} records read, fastest of {runs} runs.\n"
@@ -529,10 +523,6 @@ FROM generate_series(1::bigint, {records}) AS i
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.replace('_', "").parse().ok()).unwrap_or(default)
-}
 
 fn timestamp(seconds: i64) -> String {
     DateTime::<Utc>::from_timestamp(seconds, 0)
