@@ -22,7 +22,7 @@ use super::model::{
     Counts, DeliveryBatch, HourlyDeliveries, Mode, ObjectCounts, ObjectRow, PageWrite, PassHealth,
     ReconcilerLock, RefusedDeliveries, RunRow, RunStatus, StoredEvent, StoredRecord, SyncState, Trigger,
 };
-use super::read::{self, Freshness, Page};
+use super::read::{self, Freshness, Listing};
 use super::rule::ApplyOutcome;
 use super::views::{self, RegisteredView, ViewsReport};
 use crate::change::Change;
@@ -38,21 +38,46 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Readers (health, admin) and the one writer; more connections would only wait on the write lock.
 const MAX_CONNECTIONS: u32 = 4;
 
+/// The read API's own connections, opened when it is first used: apart from the writer's, so that
+/// a burst of reads never makes a delivery wait for a connection. SQLite reads run on the
+/// connection's own thread, so more of them than cores only take turns; four serve two cores
+/// with a read (page, `totalCount`, freshness) taking up to three at once.
+const READER_CONNECTIONS: u32 = 4;
+
+/// Rows a reader's thread may hand over before it waits for them to be taken. sqlx's default of 50
+/// is less than a page (up to 201 rows with the one that says whether more follow): the thread
+/// and the request would take turns row by row.
+const READER_ROW_BUFFER: usize = 256;
+
 #[derive(Debug)]
 pub(super) struct SqliteBackend {
     pool: SqlitePool,
+    /// The read API's pool.
+    readers: SqlitePool,
 }
 
 impl SqliteBackend {
     pub(super) async fn connect(url: &str) -> Result<Self, StoreError> {
         let options =
             SqliteConnectOptions::from_str(url).context("DATABASE_URL is not a valid SQLite URL")?;
-        Ok(SqliteBackend { pool: connect(options).await? })
+        let pool = connect(options.clone()).await?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(READER_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(
+                configured(options)
+                    .row_buffer_size(READER_ROW_BUFFER)
+                    // Not `read_only`: a read-only connection cannot open a WAL database whose
+                    // -wal and -shm files are gone, as they are once every other connection closed.
+                    .pragma("query_only", "ON"),
+            );
+        Ok(SqliteBackend { pool, readers })
     }
 }
 
-async fn connect(options: SqliteConnectOptions) -> Result<SqlitePool, StoreError> {
-    let options = options
+/// The settings of every connection, the writer's and the readers'.
+fn configured(options: SqliteConnectOptions) -> SqliteConnectOptions {
+    options
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         // FULL: an acknowledged delivery survives a power cut, not only a crash of the process.
@@ -63,11 +88,14 @@ async fn connect(options: SqliteConnectOptions) -> Result<SqlitePool, StoreError
         // the commit that happens to fill the WAL, which is the one writer's.
         .pragma("wal_autocheckpoint", "0")
         // The statement journal of a multi-row upsert: in memory, not a temporary file.
-        .pragma("temp_store", "memory");
+        .pragma("temp_store", "memory")
+}
+
+async fn connect(options: SqliteConnectOptions) -> Result<SqlitePool, StoreError> {
     let pool = SqlitePoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
         .acquire_timeout(ACQUIRE_TIMEOUT)
-        .connect_with(options)
+        .connect_with(configured(options))
         .await
         .context("opening the SQLite database")?;
     tokio::spawn(checkpoint_in_background(pool.clone()));
@@ -157,7 +185,7 @@ impl Backend for SqliteBackend {
     }
 
     async fn close(&self) {
-        self.pool.close().await
+        tokio::join!(self.readers.close(), self.pool.close());
     }
 
     async fn record_deliveries(&self, batch: &mut DeliveryBatch<'_>) -> Result<(), StoreError> {
@@ -323,16 +351,16 @@ impl Backend for SqliteBackend {
         health::refusals(&self.pool).await
     }
 
-    async fn read_page(&self, object: &str, query: &ListQuery) -> Result<Page, StoreError> {
-        read::sqlite::page(&self.pool, object, query).await
-    }
-
-    async fn read_count(&self, object: &str, query: &ListQuery) -> Result<i64, StoreError> {
-        read::sqlite::count(&self.pool, object, query).await
+    async fn read_listing(
+        &self,
+        object: &str,
+        query: &ListQuery,
+    ) -> Result<(Listing, Freshness), StoreError> {
+        read::sqlite::listing(&self.readers, object, query).await
     }
 
     async fn read_record(&self, object: &str, id: &str) -> Result<Option<String>, StoreError> {
-        read::sqlite::record(&self.pool, object, id).await
+        read::sqlite::record(&self.readers, object, id).await
     }
 
     async fn read_records_by_ids(
@@ -340,11 +368,11 @@ impl Backend for SqliteBackend {
         object: &str,
         ids: &[String],
     ) -> Result<Vec<(String, String)>, StoreError> {
-        read::sqlite::records_by_ids(&self.pool, object, ids).await
+        read::sqlite::records_by_ids(&self.readers, object, ids).await
     }
 
     async fn read_freshness(&self, object: &str) -> Result<Freshness, StoreError> {
-        read::sqlite::freshness(&self.pool, object).await
+        read::sqlite::freshness(&self.readers, object).await
     }
 
     async fn try_lock_reconciler(&self) -> Result<Option<ReconcilerLock>, StoreError> {
