@@ -13,6 +13,8 @@
 //!
 //! Beside each, the physical limit: the statement a person would write for it, from as many tasks
 //! over a pool of as many connections (the page, and `count(*)` where the API counts a filter).
+//! And the HTTP floor (`floor.rs`): the first page's answer from memory over the same HTTP stack,
+//! the cost of HTTP alone, which the hand-written SQL does not pay and the API cannot avoid.
 //! Resident memory (RSS) of this process, which holds the server, is read at start and end.
 //!
 //! Other settings: `BENCH_BACKENDS=sqlite` or `=postgres` (default both); `BENCH_POSTGRES_URL`
@@ -26,6 +28,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod floor;
 mod load;
 mod mirror;
 
@@ -75,7 +78,8 @@ fn queries(backend: &Backend, records: usize) -> Vec<Query> {
     let since = instant(mirror::EPOCH_SECONDS + 8 * (records as i64 * 19 / 20));
     let encode = |pairs: &[(&str, &str)]| fake_twenty::encode_query(pairs);
     let (p1, created_at, city) = if postgres {
-        ("$1", "twenty_mirror_instant(data->>'createdAt')", "data->>'city' LIKE 'Par%'")
+        // COLLATE "C", as the index holds it: PostgreSQL uses a text index only for its own collation.
+        ("$1", "twenty_mirror_instant(data->>'createdAt') COLLATE \"C\"", "data->>'city' LIKE 'Par%'")
     } else {
         (
             "?1",
@@ -292,6 +296,7 @@ async fn bench(backend: &Backend, records: usize, clients: usize, measured: Dura
         }
     }
     out.push_str(&errors);
+    out.push_str(&http_floor(&client, &base, clients, measured).await);
     let rss_end = status_kib("self", "VmRSS:").unwrap_or_default();
     let _ = writeln!(out, "\nRSS at end {} MiB (start {} MiB).", rss_end / 1024, rss_start / 1024);
     shutdown.cancel();
@@ -299,6 +304,35 @@ async fn bench(backend: &Backend, records: usize, clients: usize, measured: Dura
     hand.close().await;
     store.close().await;
     out
+}
+
+/// The first page's answer from memory over the same HTTP stack and clients: see `floor.rs`.
+async fn http_floor(client: &reqwest::Client, base: &str, clients: usize, measured: Duration) -> String {
+    let first_page = client.get(format!("{base}/rest/people")).bearer_auth(TOKEN).send().await;
+    let body = match first_page {
+        Ok(response) => response.bytes().await.unwrap_or_default(),
+        Err(error) => return format!("\nThe HTTP floor was not measured: {error}\n"),
+    };
+    let size = body.len();
+    let floor = floor::Floor::serve(body);
+    let (client, url) = (client.clone(), Arc::new(floor.url.clone()));
+    let measured = closed_loop(clients, WARM_UP, measured, move || {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let response = client.get(url.as_str()).send().await.map_err(|e| e.to_string())?;
+            response.bytes().await.map(drop).map_err(|e| e.to_string())
+        }
+    })
+    .await;
+    floor.stop().await;
+    format!(
+        "\nThe HTTP floor: the first page's answer ({} KB) from memory, over actix-web to the same \
+         clients, with no database: {:.0} req/s, p50 {:.1} ms, p99 {:.1} ms.\n",
+        size / 1024,
+        measured.per_second,
+        measured.p50.as_secs_f64() * 1000.0,
+        measured.p99.as_secs_f64() * 1000.0
+    )
 }
 
 /// A pool for the hand-written statements: on PostgreSQL a connection per client, so that they

@@ -13,7 +13,7 @@ use super::model::{
     Counts, DeliveryBatch, HourlyDeliveries, Mode, ObjectCounts, ObjectRow, PageWrite, PassHealth,
     ReconcilerLock, RefusedDeliveries, RunRow, RunStatus, StoredEvent, StoredRecord, SyncState, Trigger,
 };
-use super::read::{Freshness, Page};
+use super::read::{Freshness, Listing};
 use super::rule::ApplyOutcome;
 use super::views::{ColumnKind, RegisteredView, ViewsReport};
 use crate::change::Change;
@@ -126,8 +126,8 @@ pub(crate) trait Backend: std::fmt::Debug + Send + Sync {
     async fn refusals(&self) -> Result<Vec<RefusedDeliveries>, StoreError>;
 
     // The read API (`read/`).
-    async fn read_page(&self, object: &str, query: &ListQuery) -> Result<Page, StoreError>;
-    async fn read_count(&self, object: &str, query: &ListQuery) -> Result<i64, StoreError>;
+    async fn read_listing(&self, object: &str, query: &ListQuery)
+    -> Result<(Listing, Freshness), StoreError>;
     async fn read_record(&self, object: &str, id: &str) -> Result<Option<String>, StoreError>;
     async fn read_records_by_ids(
         &self,

@@ -324,18 +324,7 @@ impl Store {
         object: &str,
         query: &ListQuery,
     ) -> Result<(Listing, Freshness), StoreError> {
-        let count = async {
-            match query.filter {
-                Some(_) => self.backend.read_count(object, query).await.map(Some),
-                None => Ok(None),
-            }
-        };
-        let (page, count, freshness) = tokio::try_join!(
-            self.backend.read_page(object, query),
-            count,
-            self.backend.read_freshness(object)
-        )?;
-        Ok((Listing { page, total_count: count.unwrap_or(freshness.live) }, freshness))
+        self.backend.read_listing(object, query).await
     }
 
     /// One live record's data for `GET /rest/{plural}/{id}`, with the object's freshness.

@@ -3,7 +3,9 @@
 //!
 //! Pages are keyset pages only (never `OFFSET`): a page deep in the set costs what the first one
 //! costs. Soft-deleted rows take part only when the filter mentions `deletedAt`; destroyed rows
-//! never do. `totalCount` is the filter's count without the cursor.
+//! never do. `totalCount` is the filter's count without the cursor, and the kept count of live
+//! records when there is no filter. A page, its `totalCount` and the object's freshness are one
+//! statement (see `sql.rs`).
 
 pub mod postgres;
 mod sql;
@@ -14,7 +16,7 @@ mod tests;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-pub use sql::{Bind, Dialect, KeyType, PageStatement, Statement, count_statement, page_statement};
+pub use sql::{Bind, Dialect, KeyType, PageStatement, Statement, meta_statement, page_statement};
 
 use crate::query::{ListQuery, Position, cursor};
 
@@ -56,16 +58,21 @@ pub struct Listing {
     pub total_count: i64,
 }
 
-/// How fresh an object's mirror is, and how many live records it holds: read from the kept rows
-/// (`sync_state`, `object_stats`), never from the records.
+/// How fresh an object's mirror is: read from the kept rows (`sync_state`, `object_stats`), never
+/// from the records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Freshness {
-    /// The object's live records: `totalCount` of an unfiltered listing.
-    pub live: i64,
     /// When the object's last complete pass (delta or full) ended.
     pub last_complete_pass: Option<DateTime<Utc>>,
     /// When the last delivery for the object arrived.
     pub last_delivery: Option<DateTime<Utc>>,
+}
+
+/// What the meta columns of a statement hold: `totalCount` and the freshness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Meta {
+    total_count: i64,
+    freshness: Freshness,
 }
 
 /// A row of a page statement: the sort keys' values already as the JSON a cursor holds.
@@ -75,8 +82,12 @@ struct Row {
     keys: Vec<Value>,
 }
 
-/// The page from the `limit + 1` rows its statement read.
-fn assemble(query: &ListQuery, mut rows: Vec<Row>) -> Page {
+/// The listing from the `limit + 1` rows its statement read and their meta columns.
+fn assemble(query: &ListQuery, rows: Vec<Row>, meta: Meta) -> (Listing, Freshness) {
+    (Listing { page: page(query, rows), total_count: meta.total_count }, meta.freshness)
+}
+
+fn page(query: &ListQuery, mut rows: Vec<Row>) -> Page {
     let more = rows.len() > query.limit;
     rows.truncate(query.limit);
     let (has_next_page, has_previous_page) = match query.position {

@@ -5,8 +5,8 @@ use serde_json::Value;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::{PgPool, Postgres, Row as _};
 
-use super::sql::{Bind, Dialect, KeyType, Statement, count_statement, page_statement};
-use super::{Freshness, Page, Row, assemble, number_value};
+use super::sql::{Bind, Dialect, KeyType, Statement, meta_statement, page_statement};
+use super::{Freshness, Listing, Meta, Row, assemble, number_value};
 use crate::mirror::StoreError;
 use crate::mirror::error::Context;
 use crate::query::ListQuery;
@@ -28,18 +28,45 @@ fn prepare(statement: &Statement) -> Query<'_> {
     query
 }
 
-/// A page of the records of `object` that `query` selects, with its cursors.
-pub async fn page(pool: &PgPool, object: &str, query: &ListQuery) -> Result<Page, StoreError> {
+/// A page of the records of `object` that `query` selects, with its cursors and `totalCount`, and
+/// the object's freshness.
+pub async fn listing(
+    pool: &PgPool,
+    object: &str,
+    query: &ListQuery,
+) -> Result<(Listing, Freshness), StoreError> {
     let statement = page_statement(Dialect::Postgres, object, query);
     let rows = prepare(&statement.statement).fetch_all(pool).await.context("reading a page of records")?;
+    let meta = match rows.first() {
+        Some(row) => decode_meta(row, statement.keys.len() + 2)?,
+        None => read_meta(pool, &meta_statement(Dialect::Postgres, object, Some(query))).await?,
+    };
     let rows = rows.iter().map(|row| decode(row, &statement.keys)).collect::<Result<_, _>>()?;
-    Ok(assemble(query, rows))
+    Ok(assemble(query, rows, meta))
 }
 
-/// How many records the filter selects, whatever the cursor.
-pub async fn count(pool: &PgPool, object: &str, query: &ListQuery) -> Result<i64, StoreError> {
-    let statement = count_statement(Dialect::Postgres, object, query);
-    prepare(&statement).fetch_one(pool).await.and_then(|row| row.try_get(0)).context("counting records")
+/// The object's freshness.
+pub async fn freshness(pool: &PgPool, object: &str) -> Result<Freshness, StoreError> {
+    Ok(read_meta(pool, &meta_statement(Dialect::Postgres, object, None)).await?.freshness)
+}
+
+async fn read_meta(pool: &PgPool, statement: &Statement) -> Result<Meta, StoreError> {
+    let row = prepare(statement).fetch_one(pool).await.context("reading an object's count and freshness")?;
+    decode_meta(&row, 0)
+}
+
+/// The meta columns, from column `first` on.
+fn decode_meta(row: &PgRow, first: usize) -> Result<Meta, StoreError> {
+    let read = || -> Result<Meta, sqlx::Error> {
+        Ok(Meta {
+            total_count: row.try_get(first)?,
+            freshness: Freshness {
+                last_complete_pass: row.try_get(first + 1)?,
+                last_delivery: row.try_get(first + 2)?,
+            },
+        })
+    };
+    read().context("reading an object's count and freshness")
 }
 
 /// One live record's data (neither soft-deleted nor destroyed), as `GET /rest/{plural}/{id}` sees it.
@@ -71,28 +98,6 @@ pub async fn records_by_ids(
     .fetch_all(pool)
     .await
     .context("reading related records")
-}
-
-/// The object's kept figures: its `sync_state` row, its `object_stats` row and the deltas not yet
-/// folded into it (a handful of rows: readers fold them).
-pub async fn freshness(pool: &PgPool, object: &str) -> Result<Freshness, StoreError> {
-    let (live, last_complete_pass, last_delivery): (
-        Option<i64>,
-        Option<DateTime<Utc>>,
-        Option<DateTime<Utc>>,
-    ) = sqlx::query_as(
-        "WITH kept AS (SELECT live, last_delivery_at FROM object_stats WHERE object = $1 \
-                           UNION ALL \
-                           SELECT live, last_delivery_at FROM object_stats_deltas WHERE object = $1) \
-             SELECT (SELECT sum(live)::bigint FROM kept), \
-                    (SELECT GREATEST(last_delta_at, last_full_at) FROM sync_state WHERE object = $1), \
-                    (SELECT max(last_delivery_at) FROM kept)",
-    )
-    .bind(object)
-    .fetch_one(pool)
-    .await
-    .context("reading an object's freshness")?;
-    Ok(Freshness { live: live.unwrap_or(0), last_complete_pass, last_delivery })
 }
 
 fn decode(row: &PgRow, keys: &[KeyType]) -> Result<Row, StoreError> {

@@ -64,8 +64,9 @@ impl KeyType {
     }
 }
 
-/// The statement of one page: it selects `id`, `data` (as text) and then each sort key's value,
-/// and reads `limit + 1` rows, in reverse order for a backward page.
+/// The statement of one page: it selects `id`, `data` (as text), each sort key's value and then
+/// the [`meta`](meta_statement) columns, and reads `limit + 1` rows, in reverse order for a
+/// backward page.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PageStatement {
     pub statement: Statement,
@@ -86,6 +87,8 @@ pub fn page_statement(dialect: Dialect, object: &str, query: &ListQuery) -> Page
         b.push(", ");
         b.value(&key.leaf);
     }
+    b.push(", ");
+    b.meta(object, query.filter.is_some().then_some(query));
     b.push(" FROM twenty_records WHERE ");
     b.scope(object, query);
     if let Position::After(values) | Position::Before(values) = &query.position {
@@ -118,11 +121,14 @@ pub fn page_statement(dialect: Dialect, object: &str, query: &ListQuery) -> Page
     PageStatement { statement: b.finish(), keys }
 }
 
-/// The number of records the filter selects, whatever the cursor: `totalCount`.
-pub fn count_statement(dialect: Dialect, object: &str, query: &ListQuery) -> Statement {
+/// `totalCount` and the object's freshness alone, for a page that read no row (and so no meta
+/// columns) and for a single record: the filter's count when `query` has a filter, the kept count
+/// of live records otherwise; when the object's last complete pass ended; when its last delivery
+/// arrived.
+pub fn meta_statement(dialect: Dialect, object: &str, query: Option<&ListQuery>) -> Statement {
     let mut b = Builder::new(dialect);
-    b.push("SELECT COUNT(*) FROM twenty_records WHERE ");
-    b.scope(object, query);
+    b.push("SELECT ");
+    b.meta(object, query.filter(|query| query.filter.is_some()));
     b.finish()
 }
 
@@ -176,6 +182,50 @@ impl Builder {
             self.push(" AND ");
             self.predicate(filter);
         }
+    }
+
+    /// The meta columns, one value per statement: each is a subquery that depends on no row, which
+    /// both databases compute once. In the page's statement they make the page, its `totalCount`
+    /// and the freshness one read, of one snapshot, and one statement instead of three.
+    fn meta(&mut self, object: &str, filtered: Option<&ListQuery>) {
+        if let Some(query) = filtered {
+            self.push("(SELECT COUNT(*) FROM twenty_records WHERE ");
+            self.scope(object, query);
+            self.push(")");
+        }
+        let index = self.bind(Bind::Text(object.to_owned()));
+        let sigil = if self.is_postgres() { '$' } else { '?' };
+        let o = format!("{sigil}{index}");
+        let (live, pass, delivery) = if self.is_postgres() {
+            // The kept figures are `object_stats` plus the deltas not yet folded into it.
+            let kept = |column: &str| {
+                format!(
+                    "SELECT {column} FROM object_stats WHERE object = {o} \
+                     UNION ALL SELECT {column} FROM object_stats_deltas WHERE object = {o}"
+                )
+            };
+            (
+                format!("(SELECT COALESCE(sum(live), 0)::bigint FROM ({}) AS kept)", kept("live")),
+                format!("(SELECT GREATEST(last_delta_at, last_full_at) FROM sync_state WHERE object = {o})"),
+                format!("(SELECT max(last_delivery_at) FROM ({}) AS kept)", kept("last_delivery_at")),
+            )
+        } else {
+            (
+                format!("COALESCE((SELECT live FROM object_stats WHERE object = {o}), 0)"),
+                format!(
+                    "(SELECT nullif(max(coalesce(last_delta_at, ''), coalesce(last_full_at, '')), '') \
+                     FROM sync_state WHERE object = {o})"
+                ),
+                format!("(SELECT last_delivery_at FROM object_stats WHERE object = {o})"),
+            )
+        };
+        if filtered.is_none() {
+            self.push(&live);
+        }
+        self.push(", ");
+        self.push(&pass);
+        self.push(", ");
+        self.push(&delivery);
     }
 
     /// A `'$.a.b'` JSON path or a PostgreSQL `->` chain. The segments are identifiers.

@@ -4,8 +4,8 @@ use serde_json::Value;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Row as _, Sqlite, SqlitePool};
 
-use super::sql::{Bind, Dialect, KeyType, Statement, count_statement, page_statement, sqlite_timestamp};
-use super::{Freshness, Page, Row, assemble, number_value};
+use super::sql::{Bind, Dialect, KeyType, Statement, meta_statement, page_statement, sqlite_timestamp};
+use super::{Freshness, Listing, Meta, Row, assemble, number_value};
 use crate::mirror::StoreError;
 use crate::mirror::error::Context;
 use crate::mirror::rows::Timestamp;
@@ -28,18 +28,47 @@ fn prepare(statement: &Statement) -> Query<'_> {
     query
 }
 
-/// A page of the records of `object` that `query` selects, with its cursors.
-pub async fn page(pool: &SqlitePool, object: &str, query: &ListQuery) -> Result<Page, StoreError> {
+/// A page of the records of `object` that `query` selects, with its cursors and `totalCount`, and
+/// the object's freshness.
+pub async fn listing(
+    pool: &SqlitePool,
+    object: &str,
+    query: &ListQuery,
+) -> Result<(Listing, Freshness), StoreError> {
     let statement = page_statement(Dialect::Sqlite, object, query);
     let rows = prepare(&statement.statement).fetch_all(pool).await.context("reading a page of records")?;
+    let meta = match rows.first() {
+        Some(row) => decode_meta(row, statement.keys.len() + 2)?,
+        None => read_meta(pool, &meta_statement(Dialect::Sqlite, object, Some(query))).await?,
+    };
     let rows = rows.iter().map(|row| decode(row, &statement.keys)).collect::<Result<_, _>>()?;
-    Ok(assemble(query, rows))
+    Ok(assemble(query, rows, meta))
 }
 
-/// How many records the filter selects, whatever the cursor.
-pub async fn count(pool: &SqlitePool, object: &str, query: &ListQuery) -> Result<i64, StoreError> {
-    let statement = count_statement(Dialect::Sqlite, object, query);
-    prepare(&statement).fetch_one(pool).await.and_then(|row| row.try_get(0)).context("counting records")
+/// The object's freshness.
+pub async fn freshness(pool: &SqlitePool, object: &str) -> Result<Freshness, StoreError> {
+    Ok(read_meta(pool, &meta_statement(Dialect::Sqlite, object, None)).await?.freshness)
+}
+
+async fn read_meta(pool: &SqlitePool, statement: &Statement) -> Result<Meta, StoreError> {
+    let row = prepare(statement).fetch_one(pool).await.context("reading an object's count and freshness")?;
+    decode_meta(&row, 0)
+}
+
+/// The meta columns, from column `first` on.
+fn decode_meta(row: &SqliteRow, first: usize) -> Result<Meta, StoreError> {
+    let read = || -> Result<Meta, sqlx::Error> {
+        let last_complete_pass: Option<Timestamp> = row.try_get(first + 1)?;
+        let last_delivery: Option<Timestamp> = row.try_get(first + 2)?;
+        Ok(Meta {
+            total_count: row.try_get(first)?,
+            freshness: Freshness {
+                last_complete_pass: last_complete_pass.map(Into::into),
+                last_delivery: last_delivery.map(Into::into),
+            },
+        })
+    };
+    read().context("reading an object's count and freshness")
 }
 
 /// One live record's data (neither soft-deleted nor destroyed), as `GET /rest/{plural}/{id}` sees it.
@@ -72,26 +101,6 @@ pub async fn records_by_ids(
     .fetch_all(pool)
     .await
     .context("reading related records")
-}
-
-/// The object's kept figures: three primary-key lookups.
-pub async fn freshness(pool: &SqlitePool, object: &str) -> Result<Freshness, StoreError> {
-    let (live, last_complete_pass, last_delivery): (Option<i64>, Option<Timestamp>, Option<Timestamp>) =
-        sqlx::query_as(
-            "SELECT (SELECT live FROM object_stats WHERE object = ?1), \
-                    (SELECT nullif(max(coalesce(last_delta_at, ''), coalesce(last_full_at, '')), '') \
-                     FROM sync_state WHERE object = ?1), \
-                    (SELECT last_delivery_at FROM object_stats WHERE object = ?1)",
-        )
-        .bind(object)
-        .fetch_one(pool)
-        .await
-        .context("reading an object's freshness")?;
-    Ok(Freshness {
-        live: live.unwrap_or(0),
-        last_complete_pass: last_complete_pass.map(Into::into),
-        last_delivery: last_delivery.map(Into::into),
-    })
 }
 
 fn decode(row: &SqliteRow, keys: &[KeyType]) -> Result<Row, StoreError> {

@@ -14,14 +14,6 @@ use crate::query::{ListParams, ListQuery, ObjectSchema, parse_list};
 
 pub(super) const OBJECT: &str = "deal";
 
-/// A page and its count, as the store puts them together.
-async fn listing_of(
-    page: impl std::future::Future<Output = Result<super::Page, crate::mirror::StoreError>>,
-    count: impl std::future::Future<Output = Result<i64, crate::mirror::StoreError>>,
-) -> Result<Listing, crate::mirror::StoreError> {
-    Ok(Listing { page: page.await?, total_count: count.await? })
-}
-
 /// The fields of the test object, in the metadata API's shape.
 pub(super) fn schema() -> ObjectSchema {
     let options = |values: &[&str]| -> Value {
@@ -171,14 +163,10 @@ impl Db {
 
     pub(super) async fn list(&self, query: &ListQuery) -> Listing {
         let listing = match self {
-            Db::Sqlite { pool, .. } => {
-                listing_of(sqlite::page(pool, OBJECT, query), sqlite::count(pool, OBJECT, query)).await
-            }
-            Db::Postgres { pool, .. } => {
-                listing_of(postgres::page(pool, OBJECT, query), postgres::count(pool, OBJECT, query)).await
-            }
+            Db::Sqlite { pool, .. } => sqlite::listing(pool, OBJECT, query).await,
+            Db::Postgres { pool, .. } => postgres::listing(pool, OBJECT, query).await,
         };
-        listing.unwrap_or_else(|e| panic!("{}: listing failed: {e:?}", self.backend()))
+        listing.unwrap_or_else(|e| panic!("{}: listing failed: {e:?}", self.backend())).0
     }
 
     /// Lists with query-string parameters.
