@@ -287,11 +287,14 @@ async fn reading(db: &mut Db, records: usize, runs: usize, out: &mut String) {
 }
 
 /// The column as a person writes it over `twenty_records`: the value read and cast, unchecked.
+/// `createdAt` is read from `data`, as before PostgreSQL's `created_at` column existed.
 fn hand_expression(db: &Db, column: &views::ViewColumn) -> String {
-    let path = match &column.source {
+    let created_at = ["createdAt".to_owned()];
+    let path: &[String] = match &column.source {
         ColumnSource::RecordId => return "id".into(),
         ColumnSource::RecordUpdatedAt => return "updated_at".into(),
         ColumnSource::RecordDeletedAt => return "deleted_at".into(),
+        ColumnSource::RecordCreatedAt => &created_at,
         ColumnSource::Key { path } => path,
     };
     match db {

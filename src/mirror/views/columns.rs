@@ -24,9 +24,10 @@ impl Candidate {
     pub fn order_key(&self) -> String {
         match &self.source {
             ColumnSource::Key { path } => path.join("."),
-            ColumnSource::RecordId | ColumnSource::RecordUpdatedAt | ColumnSource::RecordDeletedAt => {
-                self.field.clone()
-            }
+            ColumnSource::RecordId
+            | ColumnSource::RecordUpdatedAt
+            | ColumnSource::RecordDeletedAt
+            | ColumnSource::RecordCreatedAt => self.field.clone(),
         }
     }
 }
@@ -154,6 +155,12 @@ fn field_columns(definition: &Value, name: &str, listed: &[&str]) -> Result<Vec<
             ColumnKind::Timestamp,
             None,
             ColumnSource::RecordDeletedAt,
+        )?]),
+        "DATE_TIME" if name == "createdAt" => Ok(vec![column(
+            naming::identifier(&[name]),
+            ColumnKind::Timestamp,
+            None,
+            ColumnSource::RecordCreatedAt,
         )?]),
         _ => match composite_sub_fields(field_type) {
             Some(subs) => subs
@@ -300,6 +307,7 @@ mod tests {
         );
         assert_eq!(columns[1].source, ColumnSource::RecordUpdatedAt);
         assert_eq!(columns[2].source, ColumnSource::RecordDeletedAt);
+        assert_eq!(columns[3].source, ColumnSource::RecordCreatedAt);
     }
 
     #[test]

@@ -150,6 +150,9 @@ pub enum ColumnSource {
     RecordUpdatedAt,
     /// `twenty_records.deleted_at`: null in a view of live records.
     RecordDeletedAt,
+    /// The record's `createdAt`: on PostgreSQL the column `twenty_records.created_at` (migration
+    /// 0010), on SQLite the key of `data`, read as any date-time.
+    RecordCreatedAt,
     /// A key of `data`, or a sub-field's key within it.
     Key { path: Vec<String> },
 }
@@ -565,6 +568,17 @@ mod plan_tests {
         let given: Vec<ObjectFields<'_>> =
             objects.iter().map(|(name, fields)| ObjectFields { name_singular: name, fields }).collect();
         plan_views(&given, &foreign.iter().map(|n| n.to_string()).collect())
+    }
+
+    #[test]
+    fn created_at_reads_the_records_own_column_on_postgres_and_the_json_on_sqlite() {
+        let fields = json!([{"name": "createdAt", "type": "DATE_TIME", "isActive": true}]);
+        let planned = plan(&[("person", fields)], &[]);
+        let (postgres, sqlite) =
+            (postgres::select_sql(&planned.views[0]), sqlite::select_sql(&planned.views[0]));
+        assert!(postgres.contains("r.created_at AS \"created_at\""), "{postgres}");
+        assert!(!postgres.contains("'createdAt'"), "{postgres}");
+        assert!(sqlite.contains("'$.\"createdAt\"'"), "{sqlite}");
     }
 
     #[test]

@@ -85,6 +85,7 @@ fn column_expression(column: &ViewColumn) -> String {
         ColumnSource::RecordId => return "r.id".into(),
         ColumnSource::RecordUpdatedAt => return "r.updated_at".into(),
         ColumnSource::RecordDeletedAt => return "r.deleted_at".into(),
+        ColumnSource::RecordCreatedAt => return "r.created_at".into(),
         ColumnSource::Key { path } => path,
     };
     let (value, text) = match path.as_slice() {

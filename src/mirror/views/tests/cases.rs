@@ -194,8 +194,19 @@ async fn every_field_type_and_sub_field_lands_in_its_column_with_its_type() {
 #[tokio::test]
 async fn values_of_the_wrong_type_are_null_and_the_view_still_answers() {
     // Every typed field of `every_type`, each record giving all of them one ill-fitting value.
-    let typed =
-        ["position", "employees", "ratio", "isVip", "closeDate", "birthday", "tags", "payload", "aliases"];
+    // `createdAt` too: on PostgreSQL its column is the record's own, computed on write (0010).
+    let typed = [
+        "position",
+        "employees",
+        "ratio",
+        "isVip",
+        "closeDate",
+        "createdAt",
+        "birthday",
+        "tags",
+        "payload",
+        "aliases",
+    ];
     let hostile = [
         json!("not a value"),
         json!(""),
@@ -264,9 +275,10 @@ async fn values_of_the_wrong_type_are_null_and_the_view_still_answers() {
         assert_eq!(value("h04", "employees", Double), Value::Null, "a boolean is no number");
         assert_eq!(value("h05", "tags", TextArray), Value::Null, "an object is no array");
         assert_eq!(value("h05", "payload", Json), json!({"a": 1}));
-        // Dates that do not exist, and times out of range.
-        for id in ["h07", "h08", "h09", "h10", "h11"] {
+        // Dates that do not exist, and times out of range; and the same of `createdAt`.
+        for id in ["h00", "h02", "h04", "h05", "h07", "h08", "h09", "h10", "h11", "h18"] {
             assert_eq!(value(id, "close_date", Timestamp), Value::Null, "{}: {id}", db.backend());
+            assert_eq!(value(id, "created_at", Timestamp), Value::Null, "{}: {id}", db.backend());
         }
         for id in ["h12", "h13"] {
             assert_eq!(value(id, "birthday", Date), Value::Null, "{}: {id}", db.backend());
