@@ -83,7 +83,8 @@ fn queries(backend: &Backend, records: usize) -> Vec<Query> {
     } else {
         (
             "?1",
-            "strftime('%Y-%m-%dT%H:%M:%fZ', json_extract(data, '$.createdAt'))",
+            "(CASE WHEN lower(json_extract(data, '$.createdAt')) = 'now' THEN NULL \
+              ELSE strftime('%Y-%m-%dT%H:%M:%fZ', json_extract(data, '$.createdAt')) END)",
             "json_extract(data, '$.city') GLOB 'Par*'",
         )
     };

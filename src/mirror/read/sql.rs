@@ -320,16 +320,21 @@ impl Builder {
                 self.json(path, false);
                 self.push(" WHEN 'true' THEN 1 WHEN 'false' THEN 0 END)");
             }
-            // The same expressions as the createdAt indexes of migration 0006, so that they serve.
+            // The same expressions as the createdAt indexes (PostgreSQL 0006, SQLite 0010), so
+            // that they serve.
             (LeafKind::DateTime, Dialect::Postgres) => {
                 self.push("twenty_mirror_instant(");
                 self.json(path, true);
                 self.push(")");
             }
             (LeafKind::DateTime, Dialect::Sqlite) => {
-                self.push("strftime('%Y-%m-%dT%H:%M:%fZ', ");
+                // strftime reads 'now' as the current time: no date-time, and no value an index
+                // may hold.
+                self.push("(CASE WHEN lower(");
                 self.json(path, true);
-                self.push(")");
+                self.push(") = 'now' THEN NULL ELSE strftime('%Y-%m-%dT%H:%M:%fZ', ");
+                self.json(path, true);
+                self.push(") END)");
             }
         }
     }

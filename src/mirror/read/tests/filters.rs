@@ -102,6 +102,23 @@ async fn date_times_compare_to_the_millisecond_whatever_their_offset() {
 }
 
 #[tokio::test]
+async fn a_created_at_that_is_no_date_time_is_written_and_reads_as_null() {
+    for db in Db::all().await {
+        // SQLite's strftime reads 'now' as the current time, which an index may not hold.
+        let records: Vec<_> = ["now", "NOW", "2026-01-02T00:00:00.000Z"]
+            .iter()
+            .enumerate()
+            .map(|(i, created)| {
+                super::record(u32::try_from(i).unwrap() + 1, serde_json::json!({"createdAt": created}))
+            })
+            .collect();
+        db.insert(&records).await;
+        expect(&db, "createdAt[gte]:2000-01-01", &[3]).await;
+        expect(&db, "createdAt[is]:NULL", &[1, 2]).await;
+    }
+}
+
+#[tokio::test]
 async fn lists_arrays_and_paths() {
     for db in seeded().await {
         let (one, seven) = (nth(1), nth(7));
