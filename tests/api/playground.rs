@@ -16,8 +16,9 @@ use crate::helpers::eventually;
 
 /// Generous: the suite runs many binaries at once on a small machine.
 const START_LIMIT: Duration = Duration::from_secs(60);
-/// With a 2 s interval, a dozen passes or more.
-const OBSERVE_LIMIT: Duration = Duration::from_secs(30);
+/// With a 2 s interval, two dozen passes or more. Generous too: beside the suite on PostgreSQL, the
+/// first lossy pass once took over 30 s.
+const OBSERVE_LIMIT: Duration = Duration::from_secs(60);
 
 /// The playground's process, killed if a failed assertion leaves it running.
 struct Playground {
