@@ -144,24 +144,14 @@ fn field_columns(definition: &Value, name: &str, listed: &[&str]) -> Result<Vec<
             _ => Err(SkipReason::NoJoinColumn),
         },
         // The record's own columns: the same values, and `updated_at` is indexed with `object`.
-        "DATE_TIME" if name == "updatedAt" => Ok(vec![column(
-            naming::identifier(&[name]),
-            ColumnKind::Timestamp,
-            None,
-            ColumnSource::RecordUpdatedAt,
-        )?]),
-        "DATE_TIME" if name == "deletedAt" => Ok(vec![column(
-            naming::identifier(&[name]),
-            ColumnKind::Timestamp,
-            None,
-            ColumnSource::RecordDeletedAt,
-        )?]),
-        "DATE_TIME" if name == "createdAt" => Ok(vec![column(
-            naming::identifier(&[name]),
-            ColumnKind::Timestamp,
-            None,
-            ColumnSource::RecordCreatedAt,
-        )?]),
+        "DATE_TIME" if matches!(name, "updatedAt" | "deletedAt" | "createdAt") => {
+            let source = match name {
+                "updatedAt" => ColumnSource::RecordUpdatedAt,
+                "deletedAt" => ColumnSource::RecordDeletedAt,
+                _ => ColumnSource::RecordCreatedAt,
+            };
+            Ok(vec![column(naming::identifier(&[name]), ColumnKind::Timestamp, None, source)?])
+        }
         _ => match composite_sub_fields(field_type) {
             Some(subs) => subs
                 .iter()
