@@ -38,7 +38,8 @@ const MAX_CONNECTIONS: u32 = 10;
 
 /// The read API's own connections (see [`READERS_SESSION`]), opened when it is first used. Apart
 /// from the writers' pool, so that a burst of reads never makes a delivery wait for a connection.
-/// A read takes one to three of them at once (page, `totalCount`, freshness).
+/// A listing takes one (its page, `totalCount` and freshness are one statement), a single record
+/// two at once (its data and the freshness).
 const READER_CONNECTIONS: u32 = 10;
 
 #[derive(Debug)]
@@ -328,5 +329,47 @@ impl Backend for PostgresBackend {
 
     async fn unlock_reconciler(&self, lock: ReconcilerLock) -> Result<(), StoreError> {
         lock::release_advisory_lock(lock).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::{Connection as _, PgConnection};
+
+    use super::*;
+
+    /// Reads never wait for the writers' connections, cannot write, and are planned with their
+    /// values rather than with the writers' generic plans. Needs `TEST_DATABASE_URL`.
+    #[tokio::test]
+    async fn the_read_api_has_connections_of_its_own_that_plan_with_their_values_and_cannot_write() {
+        let Some(admin_url) = std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) else {
+            return;
+        };
+        let name = format!("twenty_mirror_readers_{}", std::process::id());
+        let mut admin = PgConnection::connect(&admin_url).await.expect("connecting to TEST_DATABASE_URL");
+        admin.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("creating a database");
+        let options = PgConnectOptions::from_str(&admin_url).expect("a URL").database(&name);
+        let backend = PostgresBackend::with_pool_size(options, 2);
+        backend.migrate().await.expect("migrating");
+
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            held.push(backend.pool.acquire().await.expect("a writer's connection"));
+        }
+        let read = backend.read_freshness("person").await;
+        assert!(read.is_ok(), "a read while every writer's connection is taken: {read:?}");
+        drop(held);
+        for (name, wanted) in [("plan_cache_mode", "auto"), ("transaction_read_only", "on")] {
+            let value: String = sqlx::query_scalar(&format!("SHOW {name}"))
+                .fetch_one(&backend.readers)
+                .await
+                .expect("reading a setting");
+            assert_eq!(value, wanted, "{name}");
+        }
+        let write = sqlx::query("DELETE FROM sync_state").execute(&backend.readers).await;
+        assert!(write.is_err(), "a reader's connection wrote");
+
+        backend.close().await;
+        admin.execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str()).await.expect("dropping it");
     }
 }

@@ -165,8 +165,14 @@ impl Builder {
 
     /// Writes a reference to parameter `index`.
     fn param(&mut self, index: usize) {
+        let reference = self.param_text(index);
+        self.push(&reference);
+    }
+
+    /// A reference to parameter `index`, as text.
+    fn param_text(&self, index: usize) -> String {
         let sigil = if self.is_postgres() { '$' } else { '?' };
-        let _ = write!(self.sql, "{sigil}{index}");
+        format!("{sigil}{index}")
     }
 
     /// The object, the life cycle and the filter: the rows a listing ranges over.
@@ -194,9 +200,8 @@ impl Builder {
             self.push(")");
         }
         let index = self.bind(Bind::Text(object.to_owned()));
-        let sigil = if self.is_postgres() { '$' } else { '?' };
-        let o = format!("{sigil}{index}");
-        let (live, pass, delivery) = if self.is_postgres() {
+        let o = self.param_text(index);
+        let columns = if self.is_postgres() {
             // The kept figures are `object_stats` plus the deltas not yet folded into it.
             let kept = |column: &str| {
                 format!(
@@ -204,28 +209,30 @@ impl Builder {
                      UNION ALL SELECT {column} FROM object_stats_deltas WHERE object = {o}"
                 )
             };
-            (
+            [
                 format!("(SELECT COALESCE(sum(live), 0)::bigint FROM ({}) AS kept)", kept("live")),
                 format!("(SELECT GREATEST(last_delta_at, last_full_at) FROM sync_state WHERE object = {o})"),
                 format!("(SELECT max(last_delivery_at) FROM ({}) AS kept)", kept("last_delivery_at")),
-            )
+            ]
         } else {
-            (
+            [
                 format!("COALESCE((SELECT live FROM object_stats WHERE object = {o}), 0)"),
                 format!(
                     "(SELECT nullif(max(coalesce(last_delta_at, ''), coalesce(last_full_at, '')), '') \
                      FROM sync_state WHERE object = {o})"
                 ),
                 format!("(SELECT last_delivery_at FROM object_stats WHERE object = {o})"),
-            )
+            ]
         };
+        // Filtered, the count above is `totalCount` and the kept count of live records is not read.
+        let [live, rest @ ..] = &columns;
         if filtered.is_none() {
-            self.push(&live);
+            self.push(live);
         }
-        self.push(", ");
-        self.push(&pass);
-        self.push(", ");
-        self.push(&delivery);
+        for column in rest {
+            self.push(", ");
+            self.push(column);
+        }
     }
 
     /// A `'$.a.b'` JSON path or a PostgreSQL `->` chain. The segments are identifiers.
