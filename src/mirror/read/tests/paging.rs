@@ -358,7 +358,7 @@ fn a_keyset_on_never_null_columns_is_one_row_comparison() {
     let postgres = page_statement(Dialect::Postgres, OBJECT, &query).statement;
     assert!(postgres.sql.contains(r#"((updated_at, id COLLATE "C") > ($3, $4))"#), "{}", postgres.sql);
     assert!(
-        postgres.sql.ends_with(r#"ORDER BY updated_at ASC, id COLLATE "C" ASC LIMIT $5"#),
+        postgres.sql.ends_with(r#"ORDER BY updated_at ASC, id COLLATE "C" ASC LIMIT 61"#),
         "{}",
         postgres.sql
     );
@@ -369,4 +369,51 @@ fn a_keyset_on_never_null_columns_is_one_row_comparison() {
         "{}",
         sqlite.sql
     );
+}
+
+/// PostgreSQL plans a page's statement once per connection and reuses the plan, rather than
+/// planning it again at every request: its `auto` plan cache keeps a plan for any values only when
+/// that plan costs about what the plans for the values did.
+#[tokio::test]
+async fn postgresql_keeps_one_plan_for_a_page_statement() {
+    for db in Db::all().await {
+        let Db::Postgres { pool, admin_url, name } = &db else { continue };
+        // Enough rows that a plan reading a tenth of them would cost far more than a page.
+        sqlx::query(
+            "INSERT INTO twenty_records (object, id, data, updated_at, source) \
+             SELECT $1, lpad(i::text, 12, '0'), jsonb_build_object('id', lpad(i::text, 12, '0')), \
+                    now(), 'reconcile' \
+             FROM generate_series(1, 20000) AS i",
+        )
+        .bind(OBJECT)
+        .execute(pool)
+        .await
+        .unwrap();
+        sqlx::query("VACUUM ANALYZE twenty_records").execute(pool).await.unwrap();
+        // One connection: prepared statements, and their plans, are a session's.
+        let options: sqlx::postgres::PgConnectOptions = admin_url.parse().unwrap();
+        let session = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.database(name))
+            .await
+            .unwrap();
+        let first = parse(&[]);
+        let after =
+            parse(&[("starting_after", &crate::query::cursor::encode(&first.order, &[json!(nth(7))]))]);
+        for query in [&first, &after] {
+            for _ in 0..8 {
+                crate::mirror::read::postgres::listing(&session, OBJECT, query).await.unwrap();
+            }
+            let sql = page_statement(Dialect::Postgres, OBJECT, query).statement.sql;
+            let (generic, custom): (i64, i64) = sqlx::query_as(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
+            )
+            .bind(&sql)
+            .fetch_one(&session)
+            .await
+            .unwrap();
+            assert!(generic > 0, "planned at every one of {custom} executions: {sql}");
+        }
+        session.close().await;
+    }
 }
