@@ -28,17 +28,20 @@ pub struct Page {
     pub has_next_page: bool,
     /// More records precede a backward page; a forward page after a cursor says `true`.
     pub has_previous_page: bool,
+    /// The cursors of the first and the last record: the only ones Twenty's envelope holds, and
+    /// so the only ones made (a cursor per record was 6% of a first page's CPU).
+    cursors: Option<(String, String)>,
 }
 
 impl Page {
     /// `pageInfo.startCursor`.
     pub fn start_cursor(&self) -> Option<&str> {
-        self.records.first().map(|r| r.cursor.as_str())
+        self.cursors.as_ref().map(|(start, _)| start.as_str())
     }
 
     /// `pageInfo.endCursor`.
     pub fn end_cursor(&self) -> Option<&str> {
-        self.records.last().map(|r| r.cursor.as_str())
+        self.cursors.as_ref().map(|(_, end)| end.as_str())
     }
 }
 
@@ -47,8 +50,6 @@ pub struct PageRecord {
     pub id: String,
     /// The record as the mirror holds it, as JSON text.
     pub data: String,
-    /// The record's cursor for the query's ordering.
-    pub cursor: String,
 }
 
 /// A page and `totalCount`.
@@ -98,11 +99,10 @@ fn page(query: &ListQuery, mut rows: Vec<Row>) -> Page {
             (true, more)
         }
     };
-    let records = rows
-        .into_iter()
-        .map(|row| PageRecord { cursor: cursor::encode(&query.order, &row.keys), id: row.id, data: row.data })
-        .collect();
-    Page { records, has_next_page, has_previous_page }
+    let cursor = |row: &Row| cursor::encode(&query.order, &row.keys);
+    let cursors = rows.first().zip(rows.last()).map(|(first, last)| (cursor(first), cursor(last)));
+    let records = rows.into_iter().map(|row| PageRecord { id: row.id, data: row.data }).collect();
+    Page { records, has_next_page, has_previous_page, cursors }
 }
 
 /// A sort key's number as a cursor holds it: an integer when it is one, as in the record.

@@ -157,10 +157,14 @@ async fn walk(db: &Db, order_by: &str, limit: usize) {
     };
     assert_eq!(forward, full, "{context}: forward");
     let mut backward: Vec<String> = Vec::new();
-    let mut cursor = db.get(&[("order_by", order_by), ("limit", "200")]).await.page.records
-        [full.len() - last_page.len()..]
-        .first()
-        .map(|r| r.cursor.clone());
+    // The cursor of the last page's first record: the end of a page that ends with it.
+    let to_it = (full.len() - last_page.len() + 1).to_string();
+    let mut cursor = db
+        .get(&[("order_by", order_by), ("limit", to_it.as_str())])
+        .await
+        .page
+        .end_cursor()
+        .map(str::to_owned);
     while let Some(before) = cursor.take() {
         let mut params = base.to_vec();
         params.push(("ending_before", &before));
