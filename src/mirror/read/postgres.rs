@@ -38,7 +38,7 @@ pub async fn listing(
     let statement = page_statement(Dialect::Postgres, object, query);
     let rows = prepare(&statement.statement).fetch_all(pool).await.context("reading a page of records")?;
     let meta = match rows.first() {
-        Some(row) => decode_meta(row, statement.keys.len() + 2)?,
+        Some(row) => decode_meta(row, statement.meta_column())?,
         None => read_meta(pool, &meta_statement(Dialect::Postgres, object, Some(query))).await?,
     };
     let rows = rows.iter().map(|row| decode(row, &statement.keys)).collect::<Result<_, _>>()?;
@@ -103,12 +103,16 @@ pub async fn records_by_ids(
 fn decode(row: &PgRow, keys: &[KeyType]) -> Result<Row, StoreError> {
     let id: String = row.try_get(0).context("reading a record's id")?;
     let data: String = row.try_get(1).context("reading a record's data")?;
+    let mut next = 2;
     let keys = keys
         .iter()
-        .enumerate()
-        .map(|(i, key)| {
-            let column = i + 2;
+        .map(|key| {
+            let column = next;
+            if *key != KeyType::Id {
+                next += 1;
+            }
             Ok(match key {
+                KeyType::Id => Value::from(id.as_str()),
                 KeyType::Text => row.try_get::<Option<String>, _>(column)?.map_or(Value::Null, Value::from),
                 KeyType::Number => row.try_get::<Option<f64>, _>(column)?.map_or(Value::Null, number_value),
                 KeyType::Boolean => row.try_get::<Option<bool>, _>(column)?.map_or(Value::Null, Value::from),

@@ -40,6 +40,8 @@ pub struct Statement {
 /// How a selected sort key is read back, to make the page's cursors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyType {
+    /// The record's id: the statement's first column, not selected a second time.
+    Id,
     Text,
     Number,
     Boolean,
@@ -52,9 +54,9 @@ impl KeyType {
             LeafKind::Number => KeyType::Number,
             LeafKind::Boolean => KeyType::Boolean,
             LeafKind::UpdatedAt | LeafKind::DeletedAt => KeyType::Instant,
+            LeafKind::Id => KeyType::Id,
             // A date-time of the data is computed as the fixed-width text a cursor holds.
             LeafKind::DateTime
-            | LeafKind::Id
             | LeafKind::Text { .. }
             | LeafKind::Date
             | LeafKind::Enum { .. }
@@ -64,13 +66,20 @@ impl KeyType {
     }
 }
 
-/// The statement of one page: it selects `id`, `data` (as text), each sort key's value and then
-/// the [`meta`](meta_statement) columns, and reads `limit + 1` rows, in reverse order for a
-/// backward page.
+/// The statement of one page: it selects `id`, `data` (as text), each sort key's value but the
+/// id's, and then the [`meta`](meta_statement) columns, and reads `limit + 1` rows, in reverse
+/// order for a backward page.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PageStatement {
     pub statement: Statement,
     pub keys: Vec<KeyType>,
+}
+
+impl PageStatement {
+    /// The first meta column: after `id`, `data` and the sort keys but the id.
+    pub fn meta_column(&self) -> usize {
+        2 + self.keys.iter().filter(|key| **key != KeyType::Id).count()
+    }
 }
 
 /// The fixed-width text SQLite stores timestamps as, and date-times of the data are compared as.
@@ -83,7 +92,7 @@ pub fn page_statement(dialect: Dialect, object: &str, query: &ListQuery) -> Page
     let mut b = Builder::new(dialect);
     let backward = matches!(query.position, Position::Before(_));
     b.push(if dialect == Dialect::Postgres { "SELECT id, data::text" } else { "SELECT id, data" });
-    for key in &query.order {
+    for key in query.order.iter().filter(|key| !matches!(key.leaf.kind(), LeafKind::Id)) {
         b.push(", ");
         b.value(&key.leaf);
     }
