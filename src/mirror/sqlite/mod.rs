@@ -64,6 +64,9 @@ impl SqliteBackend {
         let readers = SqlitePoolOptions::new()
             .max_connections(READER_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            // A ping is a round trip to the connection's thread before every read; an in-process
+            // connection has no server or network to lose.
+            .test_before_acquire(false)
             .connect_lazy_with(
                 configured(options)
                     .row_buffer_size(READER_ROW_BUFFER)
