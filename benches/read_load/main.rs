@@ -342,8 +342,8 @@ async fn http_floor(client: &reqwest::Client, base: &str, clients: usize, measur
 /// A pool for the hand-written statements, with sqlx's own settings as a person's program would
 /// have them (not the service's sessions, whose generic plans suit its writes, not these reads): on
 /// PostgreSQL a connection per client, so that they wait on the database only; on SQLite as many
-/// connections as the read API has, and its row buffer, so that the hand-written side is no slower
-/// for want of either.
+/// connections as the read API has, its row buffer, and no ping before each statement, so that the
+/// hand-written side is no slower for want of any of them.
 async fn hand_pool(backend: &Backend, url: &str, clients: usize) -> HandPool {
     match backend {
         Backend::Postgres { .. } => {
@@ -359,6 +359,7 @@ async fn hand_pool(backend: &Backend, url: &str, clients: usize) -> HandPool {
             let options: sqlx::sqlite::SqliteConnectOptions = url.parse().expect("a SQLite URL");
             let pool = sqlx::sqlite::SqlitePoolOptions::new()
                 .max_connections(4)
+                .test_before_acquire(false)
                 .connect_with(options.row_buffer_size(256))
                 .await
                 .expect("a pool for the hand-written SQL");

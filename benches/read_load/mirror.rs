@@ -40,11 +40,13 @@ pub async fn load(store: &Store, records: usize) {
     let records = records.to_string();
     match store.pool() {
         Pool::Sqlite(pool) => {
+            // No ANALYZE: the service never runs it on SQLite, so its databases have no statistics.
+            // With them, SQLite plans a statement again whenever a parameter its statistics could
+            // weigh is bound anew, and every statement of the service binds the object.
             sqlx::raw_sql(&SQLITE_PEOPLE.replace("{records}", &records))
                 .execute(pool)
                 .await
                 .expect("loading");
-            sqlx::raw_sql("ANALYZE").execute(pool).await.expect("analyzing");
         }
         Pool::Postgres(pool) => {
             sqlx::raw_sql(&POSTGRES_PEOPLE.replace("{records}", &records))
