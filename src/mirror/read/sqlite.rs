@@ -6,6 +6,7 @@ use sqlx::{Row as _, Sqlite, SqlitePool};
 
 use super::sql::{Bind, Dialect, KeyType, Statement, meta_statement, page_statement, sqlite_timestamp};
 use super::{Freshness, Listing, Meta, Row, assemble, number_value};
+use crate::change::parse_timestamp;
 use crate::mirror::StoreError;
 use crate::mirror::error::Context;
 use crate::mirror::rows::Timestamp;
@@ -30,6 +31,11 @@ fn prepare(statement: &Statement) -> Query<'_> {
 
 /// A page of the records of `object` that `query` selects, with its cursors and `totalCount`, and
 /// the object's freshness.
+///
+/// The records come in the page's order: SQLite emits a `UNION ALL`'s parts in turn, and a
+/// subquery's rows in the order of its `ORDER BY` (which it cannot leave out, as its `LIMIT`
+/// depends on it). The ordering tests here and the differential suite would be the first to fail
+/// if a version of SQLite did otherwise.
 pub async fn listing(
     pool: &SqlitePool,
     object: &str,
@@ -37,12 +43,17 @@ pub async fn listing(
 ) -> Result<(Listing, Freshness), StoreError> {
     let statement = page_statement(Dialect::Sqlite, object, query);
     let rows = prepare(&statement.statement).fetch_all(pool).await.context("reading a page of records")?;
-    let meta = match rows.first() {
-        Some(row) => decode_meta(row, statement.meta_column())?,
-        None => read_meta(pool, &meta_statement(Dialect::Sqlite, object, Some(query))).await?,
-    };
-    let rows = rows.iter().map(|row| decode(row, &statement.keys)).collect::<Result<_, _>>()?;
-    Ok(assemble(query, rows, meta))
+    let mut meta = None;
+    let mut records = Vec::with_capacity(rows.len());
+    for row in &rows {
+        match row.try_get::<Option<String>, _>(0).context("reading a record's id")? {
+            Some(id) => records.push(decode(row, id, &statement.keys)?),
+            None => meta = Some(decode_meta_row(row)?),
+        }
+    }
+    let meta =
+        meta.ok_or_else(|| StoreError::Corrupt("a page read without its count and freshness".into()))?;
+    Ok(assemble(query, records, meta))
 }
 
 /// The object's freshness.
@@ -69,6 +80,25 @@ fn decode_meta(row: &SqliteRow, first: usize) -> Result<Meta, StoreError> {
         })
     };
     read().context("reading an object's count and freshness")
+}
+
+/// The meta row of a page: its `data` is `[totalCount, last complete pass, last delivery]`.
+fn decode_meta_row(row: &SqliteRow) -> Result<Meta, StoreError> {
+    let text: String = row.try_get(1).context("reading an object's count and freshness")?;
+    let corrupt = |what: &str| StoreError::Corrupt(format!("a page's count and freshness {text:?}: {what}"));
+    let (total_count, last_complete_pass, last_delivery): (i64, Option<String>, Option<String>) =
+        serde_json::from_str(&text).map_err(|error| corrupt(&error.to_string()))?;
+    let instant = |text: Option<String>| match text {
+        Some(text) => parse_timestamp(&text).map(Some).ok_or_else(|| corrupt("not a timestamp")),
+        None => Ok(None),
+    };
+    Ok(Meta {
+        total_count,
+        freshness: Freshness {
+            last_complete_pass: instant(last_complete_pass)?,
+            last_delivery: instant(last_delivery)?,
+        },
+    })
 }
 
 /// One live record's data (neither soft-deleted nor destroyed), as `GET /rest/{plural}/{id}` sees it.
@@ -103,8 +133,7 @@ pub async fn records_by_ids(
     .context("reading related records")
 }
 
-fn decode(row: &SqliteRow, keys: &[KeyType]) -> Result<Row, StoreError> {
-    let id: String = row.try_get(0).context("reading a record's id")?;
+fn decode(row: &SqliteRow, id: String, keys: &[KeyType]) -> Result<Row, StoreError> {
     let data: String = row.try_get(1).context("reading a record's data")?;
     let mut next = 2;
     let keys = keys
