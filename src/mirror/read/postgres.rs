@@ -5,7 +5,7 @@ use serde_json::Value;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::{PgPool, Postgres, Row as _};
 
-use super::sql::{Bind, Dialect, KeyType, Statement, meta_statement, page_statement};
+use super::sql::{Bind, Dialect, KeyType, PageStatement, Statement, meta_statement, page_statement};
 use super::{Freshness, Listing, Meta, Row, assemble, number_value};
 use crate::mirror::StoreError;
 use crate::mirror::error::Context;
@@ -41,7 +41,7 @@ pub async fn listing(
         Some(row) => decode_meta(row, statement.meta_column())?,
         None => read_meta(pool, &meta_statement(Dialect::Postgres, object, Some(query))).await?,
     };
-    let rows = rows.iter().map(|row| decode(row, &statement.keys)).collect::<Result<_, _>>()?;
+    let rows = rows.iter().map(|row| decode(row, &statement)).collect::<Result<_, _>>()?;
     Ok(assemble(query, rows, meta))
 }
 
@@ -100,17 +100,12 @@ pub async fn records_by_ids(
     .context("reading related records")
 }
 
-fn decode(row: &PgRow, keys: &[KeyType]) -> Result<Row, StoreError> {
+fn decode(row: &PgRow, statement: &PageStatement) -> Result<Row, StoreError> {
     let id: String = row.try_get(0).context("reading a record's id")?;
     let data: String = row.try_get(1).context("reading a record's data")?;
-    let mut next = 2;
-    let keys = keys
-        .iter()
-        .map(|key| {
-            let column = next;
-            if *key != KeyType::Id {
-                next += 1;
-            }
+    let keys = statement
+        .key_columns()
+        .map(|(key, column)| {
             Ok(match key {
                 KeyType::Id => Value::from(id.as_str()),
                 KeyType::Text => row.try_get::<Option<String>, _>(column)?.map_or(Value::Null, Value::from),

@@ -80,6 +80,19 @@ pub struct PageStatement {
 }
 
 impl PageStatement {
+    /// Each sort key with the column that holds its value: the id's is column 0, the others follow
+    /// `data` in turn.
+    pub fn key_columns(&self) -> impl Iterator<Item = (KeyType, usize)> + '_ {
+        let mut next = 2;
+        self.keys.iter().map(move |&key| {
+            if key == KeyType::Id {
+                return (key, 0);
+            }
+            next += 1;
+            (key, next - 1)
+        })
+    }
+
     /// The first meta column of a PostgreSQL page: after `id`, `data` and the sort keys but the id.
     pub fn meta_column(&self) -> usize {
         2 + self.keys.iter().filter(|key| **key != KeyType::Id).count()

@@ -4,7 +4,9 @@ use serde_json::Value;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Row as _, Sqlite, SqlitePool};
 
-use super::sql::{Bind, Dialect, KeyType, Statement, meta_statement, page_statement, sqlite_timestamp};
+use super::sql::{
+    Bind, Dialect, KeyType, PageStatement, Statement, meta_statement, page_statement, sqlite_timestamp,
+};
 use super::{Freshness, Listing, Meta, Row, assemble, number_value};
 use crate::change::parse_timestamp;
 use crate::mirror::StoreError;
@@ -47,7 +49,7 @@ pub async fn listing(
     let mut records = Vec::with_capacity(rows.len());
     for row in &rows {
         match row.try_get::<Option<String>, _>(0).context("reading a record's id")? {
-            Some(id) => records.push(decode(row, id, &statement.keys)?),
+            Some(id) => records.push(decode(row, id, &statement)?),
             None => meta = Some(decode_meta_row(row)?),
         }
     }
@@ -133,16 +135,11 @@ pub async fn records_by_ids(
     .context("reading related records")
 }
 
-fn decode(row: &SqliteRow, id: String, keys: &[KeyType]) -> Result<Row, StoreError> {
+fn decode(row: &SqliteRow, id: String, statement: &PageStatement) -> Result<Row, StoreError> {
     let data: String = row.try_get(1).context("reading a record's data")?;
-    let mut next = 2;
-    let keys = keys
-        .iter()
-        .map(|key| {
-            let column = next;
-            if *key != KeyType::Id {
-                next += 1;
-            }
+    let keys = statement
+        .key_columns()
+        .map(|(key, column)| {
             Ok(match key {
                 KeyType::Id => Value::from(id.as_str()),
                 // Timestamps are stored, and computed, as the fixed-width text a cursor holds.
