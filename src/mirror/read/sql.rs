@@ -113,9 +113,8 @@ pub fn page_statement(dialect: Dialect, object: &str, query: &ListQuery) -> Page
         query.order.iter().filter(|key| !matches!(key.leaf.kind(), LeafKind::Id)).collect();
     if dialect == Dialect::Sqlite {
         // The meta row first; nothing depends on where it comes, as its NULL id tells it apart.
-        b.push("SELECT NULL, json_array(");
+        b.push("SELECT NULL, ");
         b.meta(object, filtered);
-        b.push(")");
         for _ in &selected {
             b.push(", NULL");
         }
@@ -166,8 +165,8 @@ pub fn page_statement(dialect: Dialect, object: &str, query: &ListQuery) -> Page
     PageStatement { statement: b.finish(), keys }
 }
 
-/// `totalCount` and the object's freshness alone, for a PostgreSQL page that read no row (and so no
-/// meta columns) and for a single record: the filter's count when `query` has a filter, the kept count
+/// `totalCount` and the object's freshness alone (on SQLite as one JSON array), for a PostgreSQL
+/// page that read no row (and so no meta columns) and for a single record: the filter's count when `query` has a filter, the kept count
 /// of live records otherwise; when the object's last complete pass ended; when its last delivery
 /// arrived.
 pub fn meta_statement(dialect: Dialect, object: &str, query: Option<&ListQuery>) -> Statement {
@@ -237,8 +236,13 @@ impl Builder {
 
     /// The meta columns, one value per statement: each is a subquery that depends on no row, which
     /// both databases compute once. In the page's statement they make the page, its `totalCount`
-    /// and the freshness one read, of one snapshot, and one statement instead of three.
+    /// and the freshness one read, of one snapshot, and one statement instead of three. On SQLite
+    /// they are one value, a JSON array of the three (see [`PageStatement`]).
     fn meta(&mut self, object: &str, filtered: Option<&ListQuery>) {
+        let sqlite = !self.is_postgres();
+        if sqlite {
+            self.push("json_array(");
+        }
         if let Some(query) = filtered {
             self.push("(SELECT COUNT(*) FROM twenty_records WHERE ");
             self.scope(object, query);
@@ -277,6 +281,9 @@ impl Builder {
         for column in rest {
             self.push(", ");
             self.push(column);
+        }
+        if sqlite {
+            self.push(")");
         }
     }
 

@@ -11,7 +11,6 @@ use super::{Freshness, Listing, Meta, Row, assemble, number_value};
 use crate::change::parse_timestamp;
 use crate::mirror::StoreError;
 use crate::mirror::error::Context;
-use crate::mirror::rows::Timestamp;
 use crate::query::ListQuery;
 
 type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
@@ -50,7 +49,7 @@ pub async fn listing(
     for row in &rows {
         match row.try_get::<Option<String>, _>(0).context("reading a record's id")? {
             Some(id) => records.push(decode(row, id, &statement)?),
-            None => meta = Some(decode_meta_row(row)?),
+            None => meta = Some(decode_meta(row, 1)?),
         }
     }
     let meta =
@@ -60,34 +59,16 @@ pub async fn listing(
 
 /// The object's freshness.
 pub async fn freshness(pool: &SqlitePool, object: &str) -> Result<Freshness, StoreError> {
-    Ok(read_meta(pool, &meta_statement(Dialect::Sqlite, object, None)).await?.freshness)
+    let statement = meta_statement(Dialect::Sqlite, object, None);
+    let row = prepare(&statement).fetch_one(pool).await.context("reading an object's freshness")?;
+    Ok(decode_meta(&row, 0)?.freshness)
 }
 
-async fn read_meta(pool: &SqlitePool, statement: &Statement) -> Result<Meta, StoreError> {
-    let row = prepare(statement).fetch_one(pool).await.context("reading an object's count and freshness")?;
-    decode_meta(&row, 0)
-}
-
-/// The meta columns, from column `first` on.
-fn decode_meta(row: &SqliteRow, first: usize) -> Result<Meta, StoreError> {
-    let read = || -> Result<Meta, sqlx::Error> {
-        let last_complete_pass: Option<Timestamp> = row.try_get(first + 1)?;
-        let last_delivery: Option<Timestamp> = row.try_get(first + 2)?;
-        Ok(Meta {
-            total_count: row.try_get(first)?,
-            freshness: Freshness {
-                last_complete_pass: last_complete_pass.map(Into::into),
-                last_delivery: last_delivery.map(Into::into),
-            },
-        })
-    };
-    read().context("reading an object's count and freshness")
-}
-
-/// The meta row of a page: its `data` is `[totalCount, last complete pass, last delivery]`.
-fn decode_meta_row(row: &SqliteRow) -> Result<Meta, StoreError> {
-    let text: String = row.try_get(1).context("reading an object's count and freshness")?;
-    let corrupt = |what: &str| StoreError::Corrupt(format!("a page's count and freshness {text:?}: {what}"));
+/// The meta values in column `column`: `[totalCount, last complete pass, last delivery]`.
+fn decode_meta(row: &SqliteRow, column: usize) -> Result<Meta, StoreError> {
+    let text: String = row.try_get(column).context("reading an object's count and freshness")?;
+    let corrupt =
+        |what: &str| StoreError::Corrupt(format!("an object's count and freshness {text:?}: {what}"));
     let (total_count, last_complete_pass, last_delivery): (i64, Option<String>, Option<String>) =
         serde_json::from_str(&text).map_err(|error| corrupt(&error.to_string()))?;
     let instant = |text: Option<String>| match text {
